@@ -1,0 +1,5 @@
+"""forge package"""
+
+from __future__ import annotations
+
+__all__: list[str] = []

@@ -1,0 +1,27 @@
+# Shared by scripts/demo and scripts/test: the system packages and the virtual environment.
+# Usage: . scripts/_venv.sh EXTRAS  (EXTRAS like "" or "[dev,postgres]")
+
+need_apt=()
+command -v git >/dev/null 2>&1 || need_apt+=(git)
+command -v bwrap >/dev/null 2>&1 || need_apt+=(bubblewrap)
+for pkg in "${WRITGATE_APT_EXTRA[@]:-}"; do
+    [ -n "$pkg" ] && ! dpkg -s "$pkg" >/dev/null 2>&1 && need_apt+=("$pkg")
+done
+if [ "${#need_apt[@]}" -gt 0 ]; then
+    if [ "$(id -u)" = 0 ]; then
+        echo "installing system packages: ${need_apt[*]}"
+        apt-get update -qq >/dev/null
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
+    else
+        echo "missing system packages (install them as root): ${need_apt[*]}" >&2
+        exit 1
+    fi
+fi
+
+PYTHON=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+    "$PYTHON" -m venv .venv
+fi
+.venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip 2>&1 | grep -v '^WARNING: Location' || true
+.venv/bin/python -m pip install -q --disable-pip-version-check -e ".$1" 2>&1 | grep -v '^WARNING: Location' || true
+.venv/bin/python -c "import writgate" || { echo "installation failed" >&2; exit 1; }

@@ -1,0 +1,150 @@
+"""The HTTP server: the FastAPI app factory, problem+json errors and router mounting."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from writgate import errors
+from writgate.app.database import open_database
+from writgate.app.services import build_services
+from writgate.settings import Settings
+from writgate.web import AppState
+
+__all__ = ["ROUTERS", "create_app", "problem"]
+
+# (module, attribute) of every router the app mounts.
+ROUTERS: tuple[tuple[str, str], ...] = ()
+
+# Domain errors -> HTTP status. Subclasses inherit their parent's status.
+_STATUS: dict[type[errors.WritgateError], int] = {
+    errors.InputError: 422,
+    errors.NotFoundError: 404,
+    errors.ConflictError: 409,
+    errors.ConfigError: 500,
+    errors.StoreError: 503,
+}
+
+PROBLEM_JSON = "application/problem+json"
+
+
+def problem(
+    status: int, code: str, title: str, detail: str | None = None, **extra: Any
+) -> JSONResponse:
+    """An RFC 9457 problem+json response with a stable ``code``."""
+    body: dict[str, Any] = {
+        "type": f"https://writgate.dev/problems/{code}",
+        "title": title,
+        "status": status,
+        "code": code,
+    }
+    if detail:
+        body["detail"] = detail
+    body.update({k: v for k, v in extra.items() if v is not None})
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON)
+
+
+def _status_for(exc: errors.WritgateError) -> int:
+    for cls in type(exc).__mro__:
+        if cls in _STATUS:
+            return _STATUS[cls]  # type: ignore[index]
+    return 500
+
+
+def _pointer(loc: tuple[Any, ...]) -> str:
+    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
+    return "/" + "/".join(parts)
+
+
+async def _on_writgate_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, errors.WritgateError)
+    status = _status_for(exc)
+    field = getattr(exc, "field", None)
+    extra: dict[str, Any] = {
+        k: v for k, v in exc.details.items() if isinstance(v, (str, int, list, dict, bool))
+    }
+    extra["field"] = field
+    return problem(status, exc.code, exc.message, None, **extra)
+
+
+async def _on_validation_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    fields = []
+    for err in exc.errors():
+        loc = tuple(err.get("loc", ()))
+        fields.append(
+            {
+                "field": _pointer(loc),
+                "message": str(err.get("msg", "invalid")),
+                "in": str(loc[0]) if loc else "body",
+            }
+        )
+    first = fields[0] if fields else {"field": "/", "message": "invalid request"}
+    return problem(
+        422,
+        "validation_failed",
+        "The request is invalid.",
+        f"{first['field']}: {first['message']}",
+        field=first["field"],
+        errors=fields,
+    )
+
+
+async def _on_http_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    code = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized"}.get(
+        exc.status_code, f"http_{exc.status_code}"
+    )
+    return problem(exc.status_code, code, str(exc.detail))
+
+
+async def _on_unexpected(_request: Request, _exc: Exception) -> JSONResponse:
+    return problem(500, "internal_error", "Internal server error.")
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    authenticate: Callable[[Request], Awaitable[str]] | None = None,
+) -> FastAPI:
+    """The writgate HTTP app for ``settings`` (from the environment by default)."""
+    settings = settings or Settings.from_env()
+
+    async def default_authenticate(_request: Request) -> str:
+        return settings.org
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        database = await open_database(settings)
+        app.state.writgate = AppState(
+            settings=settings,
+            engine=database.engine,
+            ledger=database.ledger,
+            authenticate=authenticate or default_authenticate,
+        )
+        build_services(app.state.writgate)
+        try:
+            yield
+        finally:
+            await database.dispose()
+
+    app = FastAPI(
+        title="writgate",
+        version="0.1.0",
+        lifespan=lifespan,
+        description="Supervisor/judge pipelines around coding agents.",
+    )
+    app.add_exception_handler(errors.WritgateError, _on_writgate_error)
+    app.add_exception_handler(RequestValidationError, _on_validation_error)
+    app.add_exception_handler(StarletteHTTPException, _on_http_error)
+    app.add_exception_handler(Exception, _on_unexpected)
+    for module, attribute in ROUTERS:
+        app.include_router(getattr(importlib.import_module(module), attribute))
+    return app

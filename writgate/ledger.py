@@ -1,0 +1,197 @@
+"""The append-only event ledger: ``(subject_id, seq, type, at, data)``.
+
+``seq`` is strictly increasing per subject with no gap. It comes from a per-subject counter row
+bumped with ``INSERT … ON CONFLICT DO UPDATE … RETURNING`` inside the caller's transaction: on
+PostgreSQL the row lock serializes concurrent appenders, on SQLite the write lock does, and a
+rolled-back transaction takes its counter bump with it, so no gap can appear.
+
+Events are written in the same transaction as the state change they report: open the transaction
+with :meth:`Ledger.transaction`, change state and call :meth:`Ledger.append` on that connection.
+Live followers in this process are woken after the commit; followers in other processes notice
+new events by polling (``poll_interval``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column, DateTime, Index, Integer, String, Table, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from . import db
+
+__all__ = ["Event", "Ledger", "metadata"]
+
+metadata = db.new_metadata()
+
+ledger_heads = Table(
+    "ledger_heads",
+    metadata,
+    Column("subject_id", String(64), primary_key=True),
+    Column("last_seq", Integer, nullable=False),
+)
+
+ledger_events = Table(
+    "ledger_events",
+    metadata,
+    Column("subject_id", String(64), primary_key=True),
+    Column("seq", Integer, primary_key=True),
+    Column("org_id", String(64), nullable=False),
+    Column("type", String(64), nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("data", JSON, nullable=False),
+    Index("ix_ledger_events_org_id_at", "org_id", "at"),
+)
+
+_PENDING = "writgate_ledger_pending"
+
+
+@dataclass(frozen=True)
+class Event:
+    """One ledger entry."""
+
+    subject_id: str
+    seq: int
+    type: str
+    at: datetime
+    data: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON shape used by the HTTP API and the CLI."""
+        return {
+            "subjectId": self.subject_id,
+            "seq": self.seq,
+            "type": self.type,
+            "at": self.at.isoformat().replace("+00:00", "Z"),
+            "data": dict(self.data),
+        }
+
+
+def _utc(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+class Ledger:
+    """Appends and reads events; wakes in-process followers after each commit."""
+
+    def __init__(self, *, engine: AsyncEngine, poll_interval: float = 1.0):
+        self.engine = engine
+        self.poll_interval = poll_interval
+        self._waiters: dict[str, set[tuple[asyncio.AbstractEventLoop, asyncio.Event]]] = {}
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncConnection]:
+        """A write transaction; events appended in it are announced after it commits."""
+        async with db.write(self.engine) as conn:
+            conn.info[_PENDING] = set()
+            yield conn
+            pending: set[str] = conn.info.pop(_PENDING, set())
+        self.notify(*pending)
+
+    async def append(
+        self,
+        conn: AsyncConnection,
+        *,
+        org_id: str,
+        subject_id: str,
+        type: str,
+        data: Mapping[str, Any] | None = None,
+        at: datetime | None = None,
+    ) -> Event:
+        """Append one event in ``conn``'s transaction and return it with its ``seq``."""
+        dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+        bump = (
+            dialect.insert(ledger_heads)
+            .values(subject_id=subject_id, last_seq=1)
+            .on_conflict_do_update(
+                index_elements=[ledger_heads.c.subject_id],
+                set_={"last_seq": ledger_heads.c.last_seq + 1},
+            )
+            .returning(ledger_heads.c.last_seq)
+        )
+        seq = (await conn.execute(bump)).scalar_one()
+        when = at or datetime.now(UTC)
+        payload = dict(data or {})
+        await conn.execute(
+            ledger_events.insert().values(
+                subject_id=subject_id, seq=seq, org_id=org_id, type=type, at=when, data=payload
+            )
+        )
+        pending = conn.info.get(_PENDING)
+        if pending is not None:
+            pending.add(subject_id)
+        return Event(subject_id=subject_id, seq=seq, type=type, at=when, data=payload)
+
+    async def read(
+        self, subject_id: str, *, org_id: str, after: int = 0, limit: int = 1000
+    ) -> list[Event]:
+        """Events of ``subject_id`` with ``seq > after``, oldest first."""
+        query = (
+            select(ledger_events)
+            .where(
+                ledger_events.c.subject_id == subject_id,
+                ledger_events.c.org_id == org_id,
+                ledger_events.c.seq > after,
+            )
+            .order_by(ledger_events.c.seq)
+            .limit(limit)
+        )
+        async with db.read(self.engine) as conn:
+            rows = (await conn.execute(query)).all()
+        return [
+            Event(
+                subject_id=row.subject_id,
+                seq=row.seq,
+                type=row.type,
+                at=_utc(row.at),
+                data=row.data,
+            )
+            for row in rows
+        ]
+
+    async def last_seq(self, subject_id: str) -> int:
+        """The newest ``seq`` of ``subject_id`` (0 when it has none)."""
+        query = select(ledger_heads.c.last_seq).where(ledger_heads.c.subject_id == subject_id)
+        async with db.read(self.engine) as conn:
+            value = (await conn.execute(query)).scalar_one_or_none()
+        return int(value or 0)
+
+    def notify(self, *subject_ids: str) -> None:
+        """Wake the followers of ``subject_ids`` (called after commit; safe from any thread)."""
+        for subject_id in subject_ids:
+            for loop, flag in list(self._waiters.get(subject_id, ())):
+                if loop.is_closed():
+                    continue
+                loop.call_soon_threadsafe(flag.set)
+
+    async def follow(self, subject_id: str, *, org_id: str, after: int = 0) -> AsyncIterator[Event]:
+        """Every event after ``after``, then each new one as it is committed; never ends."""
+        loop = asyncio.get_running_loop()
+        flag = asyncio.Event()
+        entry = (loop, flag)
+        self._waiters.setdefault(subject_id, set()).add(entry)
+        try:
+            while True:
+                flag.clear()
+                events = await self.read(subject_id, org_id=org_id, after=after)
+                for event in events:
+                    after = event.seq
+                    yield event
+                if events:
+                    continue
+                try:
+                    await asyncio.wait_for(flag.wait(), timeout=self.poll_interval)
+                except TimeoutError:
+                    pass
+        finally:
+            waiters = self._waiters.get(subject_id)
+            if waiters is not None:
+                waiters.discard(entry)
+                if not waiters:
+                    self._waiters.pop(subject_id, None)
