@@ -1,0 +1,76 @@
+"""The model catalog: which models exist, which drivers run them, what they cost."""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+
+import yaml
+from pydantic import Field, ValidationError
+
+from writgate.errors import ConfigError, InputError
+
+from .models import Model
+
+__all__ = ["ModelEntry", "ModelPrices", "credits_for", "load_catalog", "lookup"]
+
+_DEFAULT = Path(__file__).with_name("model_catalog.yaml")
+
+
+class ModelPrices(Model):
+    """Credits per million tokens."""
+
+    input_per_m_tok: float = Field(alias="inputPerMTok", ge=0)
+    output_per_m_tok: float = Field(alias="outputPerMTok", ge=0)
+
+
+class ModelEntry(Model):
+    """One model of the catalog; its first driver is the default."""
+
+    id: str
+    provider: str
+    drivers: list[str] = Field(min_length=1)
+    prices: ModelPrices
+
+
+def _read(path: Path) -> list[ModelEntry]:
+    try:
+        data = yaml.safe_load(path.read_text())
+        return [ModelEntry.model_validate(item) for item in (data or {}).get("models", [])]
+    except (OSError, yaml.YAMLError, ValidationError, AttributeError) as exc:
+        raise ConfigError(f"model catalog {path} is invalid: {exc}".splitlines()[0]) from exc
+
+
+@lru_cache(maxsize=4)
+def _load(extra: str | None) -> dict[str, ModelEntry]:
+    entries = {entry.id: entry for entry in _read(_DEFAULT)}
+    if extra:
+        entries.update({entry.id: entry for entry in _read(Path(extra))})
+    return entries
+
+
+def load_catalog() -> dict[str, ModelEntry]:
+    """The default catalog, extended by ``WRITGATE_MODEL_CATALOG`` when set."""
+    return _load(os.environ.get("WRITGATE_MODEL_CATALOG") or None)
+
+
+def lookup(model_id: str) -> ModelEntry:
+    """The catalog entry of ``model_id`` (a 422-style error when unknown)."""
+    entry = load_catalog().get(model_id)
+    if entry is None:
+        raise InputError(
+            f"unknown model {model_id!r}: see GET /models", field="/modelId", code="unknown_model"
+        )
+    return entry
+
+
+def credits_for(model_id: str | None, input_tokens: int, output_tokens: int) -> float:
+    """Credits of a usage at the catalog price (0 for models not in the catalog)."""
+    entry = load_catalog().get(model_id or "")
+    if entry is None:
+        return 0.0
+    prices = entry.prices
+    return round(
+        (input_tokens * prices.input_per_m_tok + output_tokens * prices.output_per_m_tok) / 1e6, 6
+    )

@@ -1,0 +1,531 @@
+"""Executing runs: sandbox + agent + validation + publish, moving the lifecycle as it goes.
+
+One :class:`Executor` per process drives the runs it claims. It keeps warm sandboxes until
+``session.expiresAt``, expires them on time, and on start-up settles runs that a previous process
+left mid-flight (``running`` -> ``failed/sandbox_lost``; a warm run whose sandbox is gone ->
+``expired``), so no run stays stuck.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import anyio
+from anyio.abc import TaskGroup
+
+from forge.protocol import Forge
+from writer.sandbox import (
+    Limits,
+    NetworkPolicy,
+    Sandbox,
+    SandboxError,
+    SandboxEvent,
+    SandboxProvider,
+    SandboxSpec,
+)
+from writgate.git import run_git
+
+from .agents import TurnContext, TurnResult, agent_for
+from .catalog import credits_for, load_catalog
+from .errors import RunConflict, WriterError
+from .lifecycle import TERMINAL, Lifecycle
+from .models import CreateRunRequest
+from .publish import branch_name, publish_change
+from .store import RunRecord, RunStore
+from .validation import run_validation
+
+__all__ = ["Executor", "provenance_trailers"]
+
+log = logging.getLogger("writgate.writer")
+L = Lifecycle
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _iso(value: datetime) -> str:
+    return value.isoformat().replace("+00:00", "Z")
+
+
+def _driver_of(spec: CreateRunRequest) -> tuple[str, list[str] | None]:
+    if spec.agent is not None:
+        return spec.agent.driver, spec.agent.argv
+    entry = load_catalog().get(spec.model_id or "")
+    return (entry.drivers[0] if entry else "command"), None
+
+
+def provenance_trailers(record: RunRecord) -> str:
+    """The commit trailers that carry a run's provenance."""
+    spec = record.spec
+    driver, _ = _driver_of(spec)
+    return f"Writgate-Run: {record.id}\nAssisted-by: {driver}:{spec.model_id or 'none'}"
+
+
+class Executor:
+    """Drives runs in this process."""
+
+    def __init__(
+        self,
+        *,
+        store: RunStore,
+        provider: SandboxProvider,
+        forge: Forge,
+        home: Path,
+        pr_body: Any = None,
+        expiry_interval: float = 1.0,
+    ):
+        self.store = store
+        self.provider = provider
+        self.forge = forge
+        self.home = home
+        self.pr_body = pr_body
+        self.expiry_interval = expiry_interval
+        self._sandboxes: dict[str, Sandbox] = {}
+        self._scopes: dict[str, anyio.CancelScope] = {}
+        self._busy: set[str] = set()
+        self._task_group: TaskGroup | None = None
+        self._wake = anyio.Event()
+
+    # -- background service ------------------------------------------------------------------
+
+    async def serve(self, *, task_status: Any = anyio.TASK_STATUS_IGNORED) -> None:
+        """Recover, then run queued runs and expire warm sessions until cancelled."""
+        await self.recover()
+        async with anyio.create_task_group() as tg:
+            self._task_group = tg
+            task_status.started()
+            tg.start_soon(self._expiry_loop)
+            while True:
+                for run_id in await self.store.ids_in("*", [L.QUEUED]):
+                    if run_id not in self._busy:
+                        org = await self.store.org_of(run_id)
+                        self._busy.add(run_id)
+                        tg.start_soon(self._drive_first_turn, org, run_id)
+                self._wake = anyio.Event()
+                with anyio.move_on_after(self.expiry_interval):
+                    await self._wake.wait()
+
+    def wake(self) -> None:
+        """Look for queued runs now."""
+        self._wake.set()
+
+    async def recover(self) -> None:
+        """Settle runs a dead process left behind."""
+        for run_id in await self.store.ids_in("*", [L.STARTING, L.RUNNING]):
+            org = await self.store.org_of(run_id)
+            await self._fail(
+                org,
+                run_id,
+                "sandbox_lost",
+                "the process running this run stopped; its sandbox is gone",
+            )
+        for run_id in await self.store.ids_in("*", [L.AWAITING_FOLLOW_UP]):
+            org = await self.store.org_of(run_id)
+            record = await self.store.get(org, run_id)
+            if record.sandbox_id is None or await self.provider.attach(record.sandbox_id) is None:
+                await self._expire(org, run_id, reason="sandbox_lost")
+
+    async def _expiry_loop(self) -> None:
+        while True:
+            await anyio.sleep(self.expiry_interval)
+            now = _now()
+            for run_id in await self.store.ids_in("*", [L.AWAITING_FOLLOW_UP]):
+                if run_id in self._busy:
+                    continue
+                org = await self.store.org_of(run_id)
+                record = await self.store.get(org, run_id)
+                expires = record.session_expires_at
+                sandbox = self._sandboxes.get(run_id)
+                alive = sandbox is not None and await sandbox.is_alive()
+                if (expires is not None and expires <= now) or not alive:
+                    await self._expire(org, run_id, reason="expired" if alive else "sandbox_lost")
+
+    # -- public operations -------------------------------------------------------------------
+
+    async def run(self, org_id: str, run_id: str) -> RunRecord:
+        """Drive a queued run's first turn in the caller's task and return the settled run."""
+        self._busy.add(run_id)
+        await self._drive_first_turn(org_id, run_id)
+        return await self.store.get(org_id, run_id)
+
+    async def follow_up(self, org_id: str, run_id: str, text: str) -> RunRecord:
+        """Start a follow-up turn in the warm sandbox (the caller checked the state)."""
+        record = await self.store.get(org_id, run_id)
+        sandbox = self._sandboxes.get(run_id)
+        if sandbox is None and record.sandbox_id:
+            sandbox = await self.provider.attach(record.sandbox_id)
+        if sandbox is None or not await sandbox.is_alive():
+            raise RunConflict("the run's session is not warm any more", code="session_not_warm")
+        if run_id in self._busy:
+            raise RunConflict("the run is busy with a turn", code="run_busy")
+        self._busy.add(run_id)
+        record = await self.store.transition(
+            org_id,
+            run_id,
+            L.RUNNING,
+            expect=[L.AWAITING_FOLLOW_UP],
+            session_expires_at=None,
+        )
+        if self._task_group is not None:
+            self._task_group.start_soon(self._drive_turn, org_id, run_id, sandbox, text)
+        else:
+            await self._drive_turn(org_id, run_id, sandbox, text)
+        return record
+
+    async def cancel(self, org_id: str, run_id: str) -> RunRecord:
+        """Stop the agent, release the sandbox, mark the run ``cancelled``."""
+        record = await self.store.get(org_id, run_id)
+        if record.terminal:
+            raise RunConflict(
+                f"run {run_id} is {record.lifecycle.value}; it cannot be cancelled",
+                code="run_not_cancellable",
+            )
+        scope = self._scopes.get(run_id)
+        if scope is not None:
+            scope.cancel()
+        record = await self._settle(org_id, run_id, L.CANCELLED)
+        await self._release(run_id)
+        return record
+
+    async def complete(self, org_id: str, run_id: str) -> RunRecord:
+        """Close a warm session: the run ``succeeded``."""
+        record = await self.store.transition(
+            org_id, run_id, L.SUCCEEDED, expect=[L.AWAITING_FOLLOW_UP]
+        )
+        await self._release(run_id)
+        return record
+
+    # -- turns -------------------------------------------------------------------------------
+
+    async def _drive_first_turn(self, org_id: str, run_id: str) -> None:
+        try:
+            record = await self.store.transition(org_id, run_id, L.STARTING, expect=[L.QUEUED])
+        except WriterError:
+            self._busy.discard(run_id)
+            return
+        spec = record.spec
+        try:
+            sandbox = await self._create_sandbox(record, spec)
+        except (SandboxError, WriterError) as exc:
+            self._busy.discard(run_id)
+            await self._fail(org_id, run_id, "sandbox_error", str(exc))
+            return
+        except anyio.get_cancelled_exc_class():
+            self._busy.discard(run_id)
+            raise
+        self._sandboxes[run_id] = sandbox
+        base_sha = await sandbox.head()
+        result = {**record.result, "baseSha": base_sha}
+        try:
+            await self.store.transition(
+                org_id,
+                run_id,
+                L.RUNNING,
+                expect=[L.STARTING],
+                sandbox_id=sandbox.id,
+                result=result,
+                event_data={"sandboxId": sandbox.id, "provider": sandbox.provider},
+            )
+        except WriterError:  # cancelled while starting
+            self._busy.discard(run_id)
+            await self._release(run_id)
+            return
+        await self._drive_turn(org_id, run_id, sandbox, spec.prompt)
+
+    async def _create_sandbox(self, record: RunRecord, spec: CreateRunRequest) -> Sandbox:
+        url = await self.forge.clone_url(spec.repository)
+        ref = spec.base_ref or await self._default_branch(url)
+        if record.parent_run_id and record.result.get("startBranch"):
+            ref = record.result["startBranch"]
+        resources = spec.safety.resources
+        sandbox_spec = SandboxSpec(
+            repository_url=url,
+            ref=ref,
+            env={"WRITGATE_RUN_ID": record.id},
+            network=NetworkPolicy(
+                mode=spec.safety.network.mode, allowlist=tuple(spec.safety.network.allowlist)
+            ),
+            limits=Limits(wall_seconds=float(resources.max_wall_seconds)),
+            keep_warm_seconds=float(spec.session.keep_warm_seconds),
+            labels={"runId": record.id, "orgId": record.org_id, "tags": ",".join(spec.tags)},
+            idempotency_key=record.id,
+        )
+        return await self.provider.create(sandbox_spec)
+
+    async def _default_branch(self, url: str) -> str:
+        out = (await run_git(["ls-remote", "--symref", url, "HEAD"])).decode()
+        for line in out.splitlines():
+            if line.startswith("ref: refs/heads/"):
+                return line.split()[1].removeprefix("refs/heads/")
+        return "main"
+
+    async def _drive_turn(self, org_id: str, run_id: str, sandbox: Sandbox, text: str) -> None:
+        scope = anyio.CancelScope()
+        self._scopes[run_id] = scope
+        try:
+            with scope:
+                await self._turn(org_id, run_id, sandbox, text)
+            if scope.cancelled_caught:
+                with anyio.CancelScope(shield=True):
+                    await self._settle(org_id, run_id, L.CANCELLED)
+                    await self._release(run_id)
+        except Exception as exc:  # a turn must never leave the run stuck in running
+            log.exception("run %s: turn crashed", run_id)
+            with anyio.CancelScope(shield=True):
+                await self._fail(
+                    org_id,
+                    run_id,
+                    "agent_error",
+                    f"internal error while running the turn: {type(exc).__name__}",
+                )
+        finally:
+            self._scopes.pop(run_id, None)
+            self._busy.discard(run_id)
+
+    async def _turn(self, org_id: str, run_id: str, sandbox: Sandbox, text: str) -> None:
+        record = await self.store.get(org_id, run_id)
+        spec = record.spec
+        resources = spec.safety.resources
+        number = len(record.turns) + 1
+        started = _now()
+        turn: dict[str, Any] = {
+            "number": number,
+            "instructionSha256": hashlib.sha256(text.encode()).hexdigest(),
+            "startedAt": _iso(started),
+            "outcome": "running",
+        }
+        record = await self.store.update(
+            org_id,
+            run_id,
+            turns=[*record.turns, turn],
+            event=("turn.started", {"turn": number}),
+        )
+
+        async def emit(type: str, data: Mapping[str, Any]) -> None:
+            await self.store.record(org_id, run_id, type, data)
+
+        driver, argv = _driver_of(spec)
+        context = TurnContext(
+            run_id=run_id,
+            turn=number,
+            instruction=text,
+            repository=spec.repository,
+            model_id=spec.model_id,
+            session_id=record.result.get("agentSession"),
+            max_turns=resources.max_turns,
+        )
+        outcome: TurnResult | None = None
+        failure: tuple[str, str] | None = None
+        try:
+            agent = agent_for(driver, argv=argv)
+            with anyio.move_on_after(resources.max_wall_seconds) as wall:
+                outcome = await agent.run_turn(sandbox, context, emit)
+            if wall.cancelled_caught:
+                failure = (
+                    "wall_time_exceeded",
+                    f"the turn ran past maxWallSeconds={resources.max_wall_seconds}",
+                )
+        except WriterError as exc:
+            failure = (exc.code, exc.message)
+        except SandboxError as exc:
+            failure = ("sandbox_lost", str(exc))
+
+        usage = dict(record.usage)
+        usage["turns"] = number
+        if outcome is not None:
+            usage["inputTokens"] += outcome.usage.input_tokens
+            usage["outputTokens"] += outcome.usage.output_tokens
+            usage["reported"] = usage.get("reported", True) and outcome.usage.reported
+            if outcome.usage.cost_usd is not None:
+                usage["credits"] = round(usage["credits"] + outcome.usage.cost_usd, 6)
+            else:
+                usage["credits"] = credits_for(
+                    spec.model_id, usage["inputTokens"], usage["outputTokens"]
+                )
+            if not outcome.usage.reported and number == 1:
+                await emit(
+                    "agent.usage",
+                    {
+                        "reported": False,
+                        "turn": number,
+                        "note": f"the {driver} driver reports no usage",
+                    },
+                )
+            if failure is None and not outcome.ok:
+                failure = (
+                    outcome.failure_code or "agent_error",
+                    outcome.failure_message or "the agent failed",
+                )
+        if (
+            failure is None
+            and resources.max_credits is not None
+            and (usage["credits"] > resources.max_credits)
+        ):
+            failure = (
+                "max_credits_exceeded",
+                f"the run used {usage['credits']} credits of maxCredits={resources.max_credits}",
+            )
+
+        result = dict(record.result)
+        if outcome is not None and outcome.session_id:
+            result["agentSession"] = outcome.session_id
+        if failure is None and spec.validation_mode != "none":
+            validation = await run_validation(sandbox, spec.validation_mode)
+            if validation is not None:
+                turn["validation"] = validation.model_dump(
+                    mode="json", by_alias=True, exclude_none=True
+                )
+                result["validation"] = turn["validation"]
+                await emit("validation.finished", turn["validation"])
+                if validation.result == "FAILED":
+                    failure = ("validation_failed", f"validation failed: {validation.command}")
+        if failure is None and spec.publish.mode != "none":
+            try:
+                result.update(await self._publish(record, sandbox, result, emit))
+            except WriterError as exc:
+                failure = ("publish_failed", exc.message)
+
+        turn.update(
+            finishedAt=_iso(_now()),
+            exitCode=outcome.exit_code if outcome else None,
+            outcome="failed" if failure else "succeeded",
+        )
+        if failure:
+            turn["failure"] = {"code": failure[0], "message": failure[1]}
+        turns = [*record.turns[:-1], turn]
+        await self.store.update(
+            org_id,
+            run_id,
+            turns=turns,
+            usage=usage,
+            result=result,
+            event=("turn.finished", {"turn": number, "outcome": turn["outcome"]}),
+        )
+        if failure:
+            await self._fail(org_id, run_id, *failure)
+            return
+        keep_warm = spec.session.keep_warm_seconds
+        if keep_warm > 0 and number < resources.max_turns:
+            await sandbox.keep_alive(keep_warm)
+            await self.store.transition(
+                org_id,
+                run_id,
+                L.AWAITING_FOLLOW_UP,
+                expect=[L.RUNNING],
+                session_expires_at=_now() + timedelta(seconds=keep_warm),
+            )
+        else:
+            await self.store.transition(org_id, run_id, L.SUCCEEDED, expect=[L.RUNNING])
+            await self._release(run_id)
+
+    async def _publish(
+        self, record: RunRecord, sandbox: Sandbox, result: dict[str, Any], emit: Any
+    ) -> dict[str, Any]:
+        spec = record.spec
+        base_sha = result["baseSha"]
+        patch = await sandbox.diff(base_sha)
+        if not patch.strip() and not result.get("branch"):
+            await emit("publish.skipped", {"reason": "the agent changed nothing"})
+            return {"diffStats": {"files": 0, "additions": 0, "deletions": 0}}
+        branch = result.get("branch") or branch_name(record.id, record.title)
+        message = f"{record.title}\n\n{provenance_trailers(record)}\n"
+        body = self.pr_body(record) if self.pr_body else _default_body(record)
+        ref = spec.base_ref or await self._default_branch(
+            await self.forge.clone_url(spec.repository)
+        )
+        published = await publish_change(
+            forge=self.forge,
+            repository=spec.repository,
+            mirror_root=self.home / "mirrors",
+            base_sha=base_sha,
+            parent_sha=result.get("headSha"),
+            patch=patch,
+            branch=branch,
+            message=message,
+            mode=spec.publish.mode,
+            base_ref=ref,
+            title=record.title,
+            body=body,
+        )
+        out: dict[str, Any] = {
+            "branch": published.branch,
+            "headSha": published.head_sha,
+            "diffStats": _diff_stats(patch),
+        }
+        await emit("publish.pushed", {"branch": published.branch, "headSha": published.head_sha})
+        if published.pull_request is not None:
+            pr = published.pull_request
+            out["pullRequest"] = {"number": pr.number, "url": pr.url or "", "draft": pr.draft}
+            await emit("publish.pull_request", out["pullRequest"])
+        return out
+
+    # -- endings -----------------------------------------------------------------------------
+
+    async def _settle(
+        self, org_id: str, run_id: str, target: Lifecycle, **changes: Any
+    ) -> RunRecord:
+        record = await self.store.get(org_id, run_id)
+        if record.terminal:
+            return record
+        try:
+            return await self.store.transition(org_id, run_id, target, **changes)
+        except WriterError:
+            return await self.store.get(org_id, run_id)
+
+    async def _fail(self, org_id: str, run_id: str, code: str, message: str) -> None:
+        await self._settle(org_id, run_id, L.FAILED, failure={"code": code, "message": message})
+        await self._release(run_id)
+
+    async def _expire(self, org_id: str, run_id: str, *, reason: str) -> None:
+        sandbox_id = (await self.store.get(org_id, run_id)).sandbox_id
+        await self._release(run_id)
+        await self.store.record(
+            org_id, run_id, "sandbox.expired", {"sandboxId": sandbox_id, "reason": reason}
+        )
+        await self._settle(org_id, run_id, L.EXPIRED)
+
+    async def _release(self, run_id: str) -> None:
+        sandbox = self._sandboxes.pop(run_id, None)
+        if sandbox is not None:
+            with anyio.CancelScope(shield=True):
+                try:
+                    await sandbox.close()
+                except SandboxError:
+                    log.warning("run %s: closing the sandbox failed", run_id)
+
+    async def on_sandbox_event(self, event: SandboxEvent) -> None:
+        """Record a sandbox's own event (egress decisions, expiry) in its run's ledger."""
+        run_id = event.labels.get("runId")
+        org_id = event.labels.get("orgId")
+        if run_id and org_id and event.type != "sandbox.expired":
+            await self.store.record(org_id, run_id, event.type, dict(event.data))
+
+    def is_terminal(self, record: RunRecord) -> bool:
+        """Whether ``record`` has ended (kept here so callers need not import the table)."""
+        return record.lifecycle in TERMINAL
+
+
+def _diff_stats(patch: bytes) -> dict[str, int]:
+    files = additions = deletions = 0
+    for line in patch.split(b"\n"):
+        if line.startswith(b"diff --git "):
+            files += 1
+        elif line.startswith(b"+") and not line.startswith(b"+++"):
+            additions += 1
+        elif line.startswith(b"-") and not line.startswith(b"---"):
+            deletions += 1
+    return {"files": files, "additions": additions, "deletions": deletions}
+
+
+def _default_body(record: RunRecord) -> str:
+    spec = record.spec
+    return (
+        f"{record.title}\n\nOpened by writgate run `{record.id}`.\n\n"
+        f"- intent: {record.intent.get('label')}\n- tags: {', '.join(spec.tags) or '-'}\n"
+    )
