@@ -1,5 +1,61 @@
-"""passport package"""
+"""Change Passport: a signed in-toto statement of what a change is and who wrote it (DESIGN §8).
+
+Build one with :func:`build_passport` (from a repository) or :func:`build_statement` (from facts
+already gathered); identify it with :func:`passport_id`; read a passport file (bare statement or
+DSSE envelope) with :func:`load_passport`.
+"""
 
 from __future__ import annotations
 
-__all__: list[str] = []
+from .builder import build_passport, build_passport_sync, commit_messages, resolve_revision
+from .diff import DiffFacts, FileStat, diff_command, parse_diff, read_diff, read_diff_sync
+from .digest import canonical_json, passport_id
+from .errors import (
+    InvalidPassportError,
+    KeyFileError,
+    PassportError,
+    RevisionError,
+    SignatureError,
+)
+from .files import PAYLOAD_TYPE, LoadedPassport, check_statement, dump_passport, load_passport
+from .model import (
+    NO_PROVENANCE,
+    PREDICATE_TYPE,
+    STATEMENT_TYPE,
+    build_statement,
+    normalize_writer,
+)
+from .trailers import merge_trailers, parse_trailers, trailer_values
+
+__all__ = [  # noqa: RUF022 (plain sorted order, checked by a test)
+    "DiffFacts",
+    "FileStat",
+    "InvalidPassportError",
+    "KeyFileError",
+    "LoadedPassport",
+    "NO_PROVENANCE",
+    "PAYLOAD_TYPE",
+    "PREDICATE_TYPE",
+    "PassportError",
+    "RevisionError",
+    "STATEMENT_TYPE",
+    "SignatureError",
+    "build_passport",
+    "build_passport_sync",
+    "build_statement",
+    "canonical_json",
+    "check_statement",
+    "commit_messages",
+    "diff_command",
+    "dump_passport",
+    "load_passport",
+    "merge_trailers",
+    "normalize_writer",
+    "parse_diff",
+    "parse_trailers",
+    "passport_id",
+    "read_diff",
+    "read_diff_sync",
+    "resolve_revision",
+    "trailer_values",
+]

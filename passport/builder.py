@@ -1,0 +1,154 @@
+"""Building a passport from a repository: resolve the revisions, read the diff, assemble."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import anyio
+
+from writgate.git import GitError, run_git_sync
+
+from .diff import read_diff_sync
+from .errors import RevisionError
+from .model import NO_PROVENANCE, build_statement
+from .trailers import ASSISTED_TRAILER, RUN_TRAILER, merge_trailers, trailer_values
+
+__all__ = ["build_passport", "build_passport_sync", "commit_messages", "resolve_revision"]
+
+
+def _git(repo: Path, args: Sequence[str]) -> bytes:
+    try:
+        return run_git_sync(args, cwd=repo)
+    except GitError as exc:
+        message = str(exc)
+        if "not a git repository" in message.lower():
+            raise RevisionError(f"{repo} is not a git repository", field="repo") from exc
+        raise RevisionError(message.split(": ", 1)[-1], field="rev") from exc
+
+
+def resolve_revision(repo: Path | str, rev: str) -> tuple[str, str | None]:
+    """The commit id of ``rev`` in ``repo``, and its branch name when ``rev`` names one."""
+    repo = Path(repo)
+    if not repo.is_dir():
+        raise RevisionError(f"{repo} is not a directory", field="repo")
+    if not rev or rev.startswith("-"):
+        raise RevisionError(f"{rev!r} is not a revision", field="rev")
+    output = run_git_sync(
+        ["rev-parse", "--verify", "--quiet", "--end-of-options", f"{rev}^{{commit}}"],
+        cwd=repo,
+        check=False,
+    )
+    sha = output.decode().strip()
+    if not re.fullmatch(r"[0-9a-f]{40}|[0-9a-f]{64}", sha):
+        _git(repo, ["rev-parse", "--git-dir"])  # "not a git repository" gets its own message
+        raise RevisionError(f"unknown revision {rev!r} in {repo}", field="rev")
+    full = (
+        run_git_sync(["rev-parse", "--symbolic-full-name", rev], cwd=repo, check=False)
+        .decode()
+        .strip()
+    )
+    for prefix in ("refs/heads/", "refs/remotes/origin/"):
+        if full.startswith(prefix):
+            return sha, full[len(prefix) :]
+    return sha, None
+
+
+def _repository_name(repo: Path) -> str:
+    """``owner/name`` from the ``origin`` remote URL, else the directory name."""
+    url = run_git_sync(["config", "--get", "remote.origin.url"], cwd=repo, check=False)
+    text = url.decode("utf-8", "replace").strip()
+    if text:
+        path = urlsplit(text).path if "://" in text else text.rsplit(":", 1)[-1]
+        parts = [p for p in path.removesuffix(".git").split("/") if p]
+        if len(parts) >= 2:
+            return "/".join(parts[-2:])
+    top = run_git_sync(["rev-parse", "--show-toplevel"], cwd=repo, check=False).decode().strip()
+    return Path(top or repo.resolve()).name.removesuffix(".git")
+
+
+def commit_messages(repo: Path | str, base: str, head: str) -> list[str]:
+    """The messages of the commits in ``base..head``, oldest first."""
+    output = _git(Path(repo), ["log", "--reverse", "-z", "--format=%B", f"{base}..{head}", "--"])
+    return [m.decode("utf-8", "replace") for m in output.split(b"\0") if m.strip()]
+
+
+def _writer_from_trailers(trailers: Mapping[str, Sequence[str]]) -> dict[str, Any]:
+    # Unsigned trailers are claims, not provenance: they say an agent was involved, nothing more.
+    claimed = trailer_values(trailers, RUN_TRAILER) or trailer_values(trailers, ASSISTED_TRAILER)
+    return {"kind": "external" if claimed else "human"}
+
+
+def build_passport_sync(
+    repo: Path | str,
+    base: str,
+    head: str,
+    *,
+    repository: str | None = None,
+    pull_request: Mapping[str, Any] | None = None,
+    writer: Mapping[str, Any] | None = None,
+    validation: Sequence[Mapping[str, Any]] = (),
+    reviews: Sequence[Mapping[str, Any]] = (),
+    provenance_verified: bool = False,
+    provenance_reason: str = NO_PROVENANCE,
+) -> dict[str, Any]:
+    """The passport statement of ``base..head`` in the git repository at ``repo``.
+
+    ``writer`` is the verified writer provenance (a writer run or a recovered provenance block);
+    without it the writer is ``human``, or ``external`` when commit trailers claim an agent.
+    """
+    repo = Path(repo)
+    base_sha, base_ref = resolve_revision(repo, base)
+    head_sha, head_ref = resolve_revision(repo, head)
+    diff = read_diff_sync(repo, base_sha, head_sha)
+    if writer is None:
+        writer = _writer_from_trailers(merge_trailers(commit_messages(repo, base_sha, head_sha)))
+    return build_statement(
+        repository=repository or _repository_name(repo),
+        base_sha=base_sha,
+        head_sha=head_sha,
+        base_ref=base_ref,
+        head_ref=head_ref,
+        diff=diff,
+        pull_request=pull_request,
+        writer=writer,
+        validation=validation,
+        reviews=reviews,
+        provenance_verified=provenance_verified,
+        provenance_reason=provenance_reason,
+    )
+
+
+async def build_passport(
+    repo: Path | str,
+    base: str,
+    head: str,
+    *,
+    repository: str | None = None,
+    pull_request: Mapping[str, Any] | None = None,
+    writer: Mapping[str, Any] | None = None,
+    validation: Sequence[Mapping[str, Any]] = (),
+    reviews: Sequence[Mapping[str, Any]] = (),
+    provenance_verified: bool = False,
+    provenance_reason: str = NO_PROVENANCE,
+) -> dict[str, Any]:
+    """Async :func:`build_passport_sync` (runs in a worker thread)."""
+
+    def build() -> dict[str, Any]:
+        return build_passport_sync(
+            repo,
+            base,
+            head,
+            repository=repository,
+            pull_request=pull_request,
+            writer=writer,
+            validation=validation,
+            reviews=reviews,
+            provenance_verified=provenance_verified,
+            provenance_reason=provenance_reason,
+        )
+
+    return await anyio.to_thread.run_sync(build)
