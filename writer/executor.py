@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -75,14 +75,14 @@ class Executor:
         *,
         store: RunStore,
         provider: SandboxProvider,
-        forge: Forge,
+        forge_for: Callable[[str], Forge],
         home: Path,
         pr_body: Any = None,
         expiry_interval: float = 1.0,
     ):
         self.store = store
         self.provider = provider
-        self.forge = forge
+        self.forge_for = forge_for
         self.home = home
         self.pr_body = pr_body
         self.expiry_interval = expiry_interval
@@ -239,7 +239,7 @@ class Executor:
         await self._drive_turn(org_id, run_id, sandbox, spec.prompt)
 
     async def _create_sandbox(self, record: RunRecord, spec: CreateRunRequest) -> Sandbox:
-        url = await self.forge.clone_url(spec.repository)
+        url = await self.forge_for(record.org_id).clone_url(spec.repository)
         ref = spec.base_ref or await self._default_branch(url)
         if record.parent_run_id and record.result.get("startBranch"):
             ref = record.result["startBranch"]
@@ -428,6 +428,7 @@ class Executor:
         self, record: RunRecord, sandbox: Sandbox, result: dict[str, Any], emit: Any
     ) -> dict[str, Any]:
         spec = record.spec
+        forge = self.forge_for(record.org_id)
         base_sha = result["baseSha"]
         patch = await sandbox.diff(base_sha)
         if not patch.strip() and not result.get("branch"):
@@ -436,11 +437,9 @@ class Executor:
         branch = result.get("branch") or branch_name(record.id, record.title)
         message = f"{record.title}\n\n{provenance_trailers(record)}\n"
         body = self.pr_body(record) if self.pr_body else _default_body(record)
-        ref = spec.base_ref or await self._default_branch(
-            await self.forge.clone_url(spec.repository)
-        )
+        ref = spec.base_ref or await self._default_branch(await forge.clone_url(spec.repository))
         published = await publish_change(
-            forge=self.forge,
+            forge=forge,
             repository=spec.repository,
             mirror_root=self.home / "mirrors",
             base_sha=base_sha,

@@ -112,6 +112,11 @@ class RunRecord:
         return CreateRunRequest.model_validate(self.request)
 
     @property
+    def awaiting(self) -> bool:
+        """Whether the run waits, warm, for a follow-up."""
+        return self.lifecycle is Lifecycle.AWAITING_FOLLOW_UP
+
+    @property
     def terminal(self) -> bool:
         """Whether the run has ended."""
         return self.lifecycle in TERMINAL
@@ -381,7 +386,7 @@ class RunStore:
         async with db.read(self.engine) as conn:
             return await self._get(conn, org_id, run_id)
 
-    async def list(
+    async def list_runs(
         self, org_id: str, filters: RunFilters, *, cursor: str | None = None, limit: int = 50
     ) -> tuple[list[RunRecord], str | None]:
         """A page of runs, newest first, and the cursor of the next page."""

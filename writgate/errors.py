@@ -6,6 +6,7 @@
     ├── ConfigError                bad settings, database URL, missing extra
     │   └── MissingExtraError      an optional extra is not installed
     ├── InputError                 bad user input (a file, a field); carries where
+    │   └── BadRequestError        malformed protocol input (a header), HTTP 400
     ├── NotFoundError              the resource does not exist (or is another org's)
     ├── ConflictError              the resource is in a state that forbids the action
     └── StoreError                 the database failed in an unexpected way
@@ -20,6 +21,7 @@ from __future__ import annotations
 from typing import Any
 
 __all__ = [
+    "BadRequestError",
     "ConfigError",
     "ConflictError",
     "InputError",
@@ -97,6 +99,12 @@ class InputError(WritgateError):
         if self.field:
             where += f"{self.field}: "
         return where + self.message
+
+
+class BadRequestError(InputError):
+    """The request is malformed."""
+
+    code = "bad_request"
 
 
 class NotFoundError(WritgateError):

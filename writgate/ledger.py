@@ -170,23 +170,23 @@ class Ledger:
                     continue
                 loop.call_soon_threadsafe(flag.set)
 
-    async def follow(self, subject_id: str, *, org_id: str, after: int = 0) -> AsyncIterator[Event]:
-        """Every event after ``after``, then each new one as it is committed; never ends."""
+    async def wait(self, subject_id: str, *, after: int, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for an event after ``after``; True when one exists."""
         loop = asyncio.get_running_loop()
         flag = asyncio.Event()
         entry = (loop, flag)
         self._waiters.setdefault(subject_id, set()).add(entry)
         try:
+            deadline = loop.time() + timeout
             while True:
+                if await self.last_seq(subject_id) > after:
+                    return True
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    return False
                 flag.clear()
-                events = await self.read(subject_id, org_id=org_id, after=after)
-                for event in events:
-                    after = event.seq
-                    yield event
-                if events:
-                    continue
                 try:
-                    await asyncio.wait_for(flag.wait(), timeout=self.poll_interval)
+                    await asyncio.wait_for(flag.wait(), timeout=min(remaining, self.poll_interval))
                 except TimeoutError:
                     pass
         finally:
@@ -195,3 +195,13 @@ class Ledger:
                 waiters.discard(entry)
                 if not waiters:
                     self._waiters.pop(subject_id, None)
+
+    async def follow(self, subject_id: str, *, org_id: str, after: int = 0) -> AsyncIterator[Event]:
+        """Every event after ``after``, then each new one as it is committed; never ends."""
+        while True:
+            events = await self.read(subject_id, org_id=org_id, after=after)
+            for event in events:
+                after = event.seq
+                yield event
+            if not events:
+                await self.wait(subject_id, after=after, timeout=3600)

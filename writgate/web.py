@@ -29,6 +29,8 @@ class AppState:
     ledger: Ledger
     authenticate: Callable[[Request], Awaitable[str]]
     services: dict[str, Any] = field(default_factory=dict)
+    background: list[Callable[..., Awaitable[None]]] = field(default_factory=list)
+    """Long-running tasks started with the server (``await task(task_status=…)`` style)."""
 
 
 def app_state(request: Request) -> AppState:

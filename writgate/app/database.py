@@ -11,7 +11,7 @@ from pathlib import Path
 from sqlalchemy import MetaData
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from writgate import db, ledger, migrate
+from writgate import auth, db, ledger, migrate
 from writgate.settings import Settings
 
 __all__ = ["DOMAIN_PACKAGES", "Database", "all_metadata", "migration_locations", "open_database"]
@@ -32,7 +32,7 @@ def migration_locations() -> Iterator[Path]:
 
 def all_metadata() -> list[MetaData]:
     """The table models of the kernel and of every domain package."""
-    found = [ledger.metadata]
+    found = [ledger.metadata, auth.metadata]
     for name in DOMAIN_PACKAGES:
         if importlib.util.find_spec(f"{name}.tables") is not None:
             found.append(importlib.import_module(f"{name}.tables").metadata)

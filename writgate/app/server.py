@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
+import anyio
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -15,16 +16,19 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from writgate import errors
 from writgate.app.database import open_database
 from writgate.app.services import build_services
+from writgate.auth import KeyStore, Unauthorized
 from writgate.settings import Settings
 from writgate.web import AppState
 
 __all__ = ["ROUTERS", "create_app", "problem"]
 
 # (module, attribute) of every router the app mounts.
-ROUTERS: tuple[tuple[str, str], ...] = ()
+ROUTERS: tuple[tuple[str, str], ...] = (("writer.api", "router"),)
 
 # Domain errors -> HTTP status. Subclasses inherit their parent's status.
 _STATUS: dict[type[errors.WritgateError], int] = {
+    Unauthorized: 401,
+    errors.BadRequestError: 400,
     errors.InputError: 422,
     errors.NotFoundError: 404,
     errors.ConflictError: 409,
@@ -117,8 +121,17 @@ def create_app(
     """The writgate HTTP app for ``settings`` (from the environment by default)."""
     settings = settings or Settings.from_env()
 
-    async def default_authenticate(_request: Request) -> str:
-        return settings.org
+    async def default_authenticate(request: Request) -> str:
+        header = request.headers.get("authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            cookie = request.cookies.get("writgate_session")
+            if cookie:
+                token = cookie
+            else:
+                raise Unauthorized("send an API key: Authorization: Bearer wg_…")
+        keys: KeyStore = request.app.state.writgate.services["keys"]
+        return await keys.authenticate(token.strip())
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -129,9 +142,14 @@ def create_app(
             ledger=database.ledger,
             authenticate=authenticate or default_authenticate,
         )
+        app.state.writgate.services["keys"] = KeyStore(engine=database.engine)
         build_services(app.state.writgate)
         try:
-            yield
+            async with anyio.create_task_group() as tg:
+                for task in app.state.writgate.background:
+                    await tg.start(task)
+                yield
+                tg.cancel_scope.cancel()
         finally:
             await database.dispose()
 

@@ -1,12 +1,76 @@
-"""The services a running server offers its routers, built once at start-up."""
+"""Building the domain services from settings: for the server, the CLI and pipelines alike."""
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from forge.local import LocalForge
+from forge.protocol import Forge
+from writer.executor import Executor
+from writer.sandbox import SandboxProvider, provider_for
+from writer.service import WriterService
+from writer.store import RunStore
+from writgate.errors import ConfigError
+from writgate.ledger import Ledger
+from writgate.settings import Settings
 from writgate.web import AppState
 
-__all__ = ["build_services"]
+__all__ = ["Services", "build_services", "make_services"]
+
+
+@dataclass
+class Services:
+    """The wired domain services of one process."""
+
+    forge_for: Callable[[str], Forge]
+    provider: SandboxProvider
+    executor: Executor
+    writer: WriterService
+
+
+def _forge_factory(
+    settings: Settings, engine: AsyncEngine, ledger: Ledger
+) -> Callable[[str], Forge]:
+    kind = os.environ.get("WRITGATE_FORGE", "local")
+    if kind != "local":
+        raise ConfigError(f"WRITGATE_FORGE={kind!r} is not supported here (use 'local')")
+
+    def forge_for(org: str) -> Forge:
+        return LocalForge(engine=engine, ledger=ledger, home=settings.home, org=org)
+
+    return forge_for
+
+
+def make_services(settings: Settings, engine: AsyncEngine, ledger: Ledger) -> Services:
+    """Wire the forge, the sandbox provider, the executor and the writer service."""
+    forge_for = _forge_factory(settings, engine, ledger)
+    store = RunStore(engine=engine, ledger=ledger)
+    sink: list[Executor] = []
+
+    async def on_event(event: object) -> None:
+        if sink:
+            await sink[0].on_sandbox_event(event)  # type: ignore[arg-type]
+
+    provider = provider_for(
+        os.environ.get("WRITGATE_SANDBOX", "local"), home=settings.home, on_event=on_event
+    )
+    executor = Executor(store=store, provider=provider, forge_for=forge_for, home=settings.home)
+    sink.append(executor)
+    return Services(
+        forge_for=forge_for,
+        provider=provider,
+        executor=executor,
+        writer=WriterService(store=store, executor=executor),
+    )
 
 
 def build_services(state: AppState) -> None:
     """Register every domain service in ``state.services`` (routers use ``web.service``)."""
-    del state  # no domain service yet
+    services = make_services(state.settings, state.engine, state.ledger)
+    state.services["writer"] = services.writer
+    state.services["forge_for"] = services.forge_for
+    state.background.append(services.executor.serve)

@@ -18,7 +18,11 @@ from writgate.errors import ConfigError, InputError, NotFoundError, WritgateErro
 __all__ = ["main"]
 
 # Command groups, one module each.
-GROUPS = ("db",)
+GROUPS = (
+    "db",
+    "serve",
+    "runs",
+)
 
 
 class Parser(argparse.ArgumentParser):

@@ -1,0 +1,322 @@
+"""HTTP routes of the coding-agent run API (DESIGN.md §4.3), mounted by the application."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi.responses import StreamingResponse
+
+from writgate.errors import BadRequestError, InputError
+from writgate.ledger import Ledger
+from writgate.web import app_state, request_org, service
+
+from .catalog import ModelEntry, load_catalog
+from .lifecycle import Lifecycle
+from .models import CreateRunRequest, FollowUpRequest, Model, Run, RunList, RunStatus
+from .service import WriterService
+from .store import RunFilters
+
+__all__ = ["SSE_HEARTBEAT_SECONDS", "router"]
+
+SSE_HEARTBEAT_SECONDS = 15.0
+_IDEMPOTENCY_KEY = re.compile(r"^[\x20-\x7e]{1,255}$")
+
+router = APIRouter(prefix="/api/v1/coding-agent", tags=["coding-agent"])
+
+Org = Annotated[str, Depends(request_org)]
+Writer = Annotated[WriterService, Depends(service("writer"))]
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"description": "Missing or invalid API key (problem+json)."},
+    404: {"description": "No such run in the caller's org (problem+json)."},
+    422: {"description": "Invalid request; `field` names the offending field (problem+json)."},
+}
+
+
+class ModelList(Model):
+    """The model catalog."""
+
+    items: list[ModelEntry]
+    next_cursor: str | None = None
+
+
+class EventOut(Model):
+    """One ledger event of a run."""
+
+    subject_id: str
+    seq: int
+    type: str
+    at: str
+    data: dict[str, Any]
+
+
+class EventList(Model):
+    """A page of events."""
+
+    items: list[EventOut]
+    next_cursor: str | None = None
+
+
+def _status(record: Any) -> RunStatus:
+    run = record.to_model()
+    return RunStatus.model_validate(run.model_dump(include=set(RunStatus.model_fields)))
+
+
+@router.post(
+    "/runs",
+    response_model=Run,
+    response_model_by_alias=True,
+    status_code=201,
+    operation_id="createRun",
+    summary="Create a coding-agent run",
+    responses={200: {"model": Run, "description": "Replay of an idempotent create."}, **_ERRORS},
+)
+async def create_run(
+    body: CreateRunRequest,
+    org: Org,
+    writer: Writer,
+    response: Response,
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+) -> Run:
+    """Create a run; with an Idempotency-Key, a retried create returns the same run."""
+    if idempotency_key is not None and not _IDEMPOTENCY_KEY.match(idempotency_key):
+        raise InputError(
+            "Idempotency-Key must be 1-255 printable ASCII characters",
+            field="Idempotency-Key",
+            code="invalid_idempotency_key",
+        )
+    record, created = await writer.create_run(org, body, idempotency_key=idempotency_key)
+    if not created:
+        response.status_code = 200
+        response.headers["Idempotent-Replayed"] = "true"
+    return record.to_model(created=created)
+
+
+@router.get(
+    "/runs", response_model=RunList, operation_id="listRuns", summary="List runs", responses=_ERRORS
+)
+async def list_runs(
+    request: Request,
+    org: Org,
+    writer: Writer,
+    tag: Annotated[list[str] | None, Query(description="Repeatable; all must match.")] = None,
+    lifecycle: Annotated[list[Lifecycle] | None, Query()] = None,
+    repository: str | None = None,
+    intent: str | None = None,
+    parent_run_id: Annotated[str | None, Query(alias="parentRunId")] = None,
+    cursor: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> RunList:
+    """Runs of the caller's org, newest first; filter ``metadata.<key>=<value>`` too."""
+    metadata = {
+        key.removeprefix("metadata."): value
+        for key, value in request.query_params.items()
+        if key.startswith("metadata.")
+    }
+    filters = RunFilters(
+        tags=[t.strip().lower() for t in tag or []],
+        metadata=metadata,
+        lifecycle=[s.value for s in lifecycle or []],
+        repository=repository,
+        intent=intent,
+        parent_run_id=parent_run_id,
+    )
+    records, next_cursor = await writer.list_runs(org, filters, cursor=cursor, limit=limit)
+    return RunList(items=[r.to_model() for r in records], next_cursor=next_cursor)
+
+
+@router.get(
+    "/runs/{run_id}",
+    response_model=Run,
+    operation_id="getRun",
+    summary="Get a run",
+    responses=_ERRORS,
+)
+async def get_run(run_id: str, org: Org, writer: Writer) -> Run:
+    """The full run."""
+    return (await writer.get(org, run_id)).to_model()
+
+
+@router.get(
+    "/runs/{run_id}/status",
+    response_model=RunStatus,
+    operation_id="getRunStatus",
+    summary="Get a run's lifecycle fields",
+    responses=_ERRORS,
+)
+async def get_status(run_id: str, org: Org, writer: Writer) -> RunStatus:
+    """Only the lifecycle fields, failure, session expiry and update time."""
+    return _status(await writer.get(org, run_id))
+
+
+@router.get(
+    "/runs/{run_id}/events",
+    response_model=EventList,
+    operation_id="listRunEvents",
+    summary="Read a run's event ledger",
+    responses=_ERRORS,
+)
+async def list_events(
+    run_id: str,
+    org: Org,
+    writer: Writer,
+    after: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+) -> EventList:
+    """Events with ``seq > after``, oldest first."""
+    await writer.get(org, run_id)
+    events = await writer.store.ledger.read(run_id, org_id=org, after=after, limit=limit + 1)
+    page = events[:limit]
+    next_cursor = str(page[-1].seq) if len(events) > limit else None
+    return EventList(
+        items=[EventOut.model_validate(e.to_json()) for e in page], next_cursor=next_cursor
+    )
+
+
+def _sse(event_id: int | None, event: str, data: Any) -> bytes:
+    lines = []
+    if event_id is not None:
+        lines.append(f"id: {event_id}")
+    lines.append(f"event: {event}")
+    lines.append("data: " + json.dumps(data, separators=(",", ":")))
+    return ("\n".join(lines) + "\n\n").encode()
+
+
+async def _stream(
+    ledger: Ledger, writer: WriterService, org: str, run_id: str, after: int, heartbeat: float
+) -> AsyncIterator[bytes]:
+    terminal = {
+        f"run.{s.value}"
+        for s in Lifecycle
+        if s.value in ("succeeded", "failed", "cancelled", "expired")
+    }
+    yield b": connected\n\n"
+    while True:
+        events = await ledger.read(run_id, org_id=org, after=after, limit=500)
+        for event in events:
+            after = event.seq
+            yield _sse(event.seq, event.type, event.to_json())
+            if event.type in terminal:
+                yield _sse(None, "done", {"runId": run_id, "lastEventId": event.seq})
+                return
+        if not events:
+            record = await writer.get(org, run_id)
+            if record.terminal and await ledger.last_seq(run_id) <= after:
+                yield _sse(None, "done", {"runId": run_id, "lastEventId": after})
+                return
+            if not await ledger.wait(run_id, after=after, timeout=heartbeat):
+                yield b": heartbeat\n\n"
+
+
+@router.get(
+    "/runs/{run_id}/stream",
+    operation_id="streamRunEvents",
+    summary="Follow a run's events (Server-Sent Events)",
+    response_class=StreamingResponse,
+    responses={
+        200: {
+            "description": "An SSE stream: `id: <seq>`, `event: <type>`, `data: <event JSON>`; "
+            "ends with `event: done` after the terminal event.",
+            "content": {"text/event-stream": {"schema": {"$ref": "#/components/schemas/EventOut"}}},
+        },
+        400: {"description": "Invalid Last-Event-ID (problem+json)."},
+        **_ERRORS,
+    },
+)
+async def stream(
+    run_id: str,
+    request: Request,
+    org: Org,
+    writer: Writer,
+    last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
+) -> StreamingResponse:
+    """Stream events; ``Last-Event-ID`` resumes after that seq with no loss or duplicate."""
+    await writer.get(org, run_id)
+    ledger = writer.store.ledger
+    after = 0
+    if last_event_id is not None:
+        text = last_event_id.strip()
+        if not text.isdigit() or int(text) > await ledger.last_seq(run_id):
+            raise _bad_last_event_id(last_event_id)
+        after = int(text)
+    heartbeat = app_state(request).services.get("sse.heartbeat", SSE_HEARTBEAT_SECONDS)
+    return StreamingResponse(
+        _stream(ledger, writer, org, run_id, after, float(heartbeat)),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+class InvalidLastEventId(BadRequestError):
+    """The Last-Event-ID header is not a seq of this run."""
+
+    code = "invalid_last_event_id"
+
+
+def _bad_last_event_id(value: str) -> InvalidLastEventId:
+    shown = value[:40]
+    return InvalidLastEventId(
+        f"Last-Event-ID {shown!r} is not an event seq of this run", field="Last-Event-ID"
+    )
+
+
+@router.post(
+    "/runs/{run_id}/messages",
+    response_model=Run,
+    status_code=202,
+    operation_id="sendRunMessage",
+    summary="Send a follow-up instruction",
+    responses={
+        201: {"model": Run, "description": "A chained run was created."},
+        409: {"description": "run_busy, session_not_warm or max_turns_exceeded."},
+        **_ERRORS,
+    },
+)
+async def send_message(
+    run_id: str, body: FollowUpRequest, org: Org, writer: Writer, response: Response
+) -> Run:
+    """A follow-up turn on the warm run, or a chained run with ``fallback: chain``."""
+    record, chained = await writer.send_message(org, run_id, body)
+    if chained:
+        response.status_code = 201
+    return record.to_model()
+
+
+@router.post(
+    "/runs/{run_id}/complete",
+    response_model=Run,
+    operation_id="completeRun",
+    summary="Close a warm session",
+    responses={409: {"description": "The run is not awaiting a follow-up."}, **_ERRORS},
+)
+async def complete(run_id: str, org: Org, writer: Writer) -> Run:
+    """Close the warm session: the run succeeds."""
+    return (await writer.complete(org, run_id)).to_model()
+
+
+@router.post(
+    "/runs/{run_id}/cancel",
+    response_model=Run,
+    operation_id="cancelRun",
+    summary="Cancel a run",
+    responses={409: {"description": "run_not_cancellable: the run has ended."}, **_ERRORS},
+)
+async def cancel(run_id: str, org: Org, writer: Writer) -> Run:
+    """Stop the agent and release the sandbox."""
+    return (await writer.cancel(org, run_id)).to_model()
+
+
+@router.get(
+    "/models",
+    response_model=ModelList,
+    operation_id="listModels",
+    summary="The model catalog",
+    responses={401: _ERRORS[401]},
+)
+async def list_models(_org: Org) -> ModelList:
+    """Models, their providers, the drivers that run them and their prices."""
+    return ModelList(items=list(load_catalog().values()))

@@ -1,0 +1,142 @@
+"""``writgate runs list|show|follow``: coding-agent runs from the local database."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import UTC, datetime
+from typing import Any
+
+from writer.lifecycle import TERMINAL
+from writer.store import RunFilters, RunRecord, RunStore
+from writgate.app.database import Database
+from writgate.errors import InputError
+from writgate.settings import Settings
+
+from ._common import print_json, run_async, with_database
+
+__all__ = ["register"]
+
+
+def register(commands: Any) -> None:
+    parser = commands.add_parser("runs", help="coding-agent runs")
+    actions = parser.add_subparsers(dest="runs_command", metavar="ACTION")
+    actions.required = True
+    listing = actions.add_parser("list", help="list runs, newest first")
+    listing.add_argument("--tag", action="append", default=[], help="repeatable; all must match")
+    listing.add_argument("--metadata", action="append", default=[], metavar="KEY=VALUE")
+    listing.add_argument("--lifecycle", action="append", default=[])
+    listing.add_argument("--repository")
+    listing.add_argument("--intent")
+    listing.add_argument("--limit", type=int, default=50)
+    listing.add_argument("--json", action="store_true", help="machine-readable output")
+    listing.set_defaults(handler=_list)
+    show = actions.add_parser("show", help="one run")
+    show.add_argument("run_id")
+    show.add_argument("--json", action="store_true")
+    show.set_defaults(handler=_show)
+    follow = actions.add_parser("follow", help="stream a run's events until it settles")
+    follow.add_argument("run_id")
+    follow.add_argument("--json", action="store_true", help="one JSON event per line")
+    follow.set_defaults(handler=_follow)
+
+
+def _age(record: RunRecord) -> str:
+    seconds = int((datetime.now(UTC) - record.created_at).total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+def _list(args: argparse.Namespace) -> int:
+    metadata = {}
+    for item in args.metadata:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise InputError(f"--metadata {item!r}: expected KEY=VALUE")
+        metadata[key] = value
+    filters = RunFilters(
+        tags=[t.lower() for t in args.tag],
+        metadata=metadata,
+        lifecycle=args.lifecycle,
+        repository=args.repository,
+        intent=args.intent,
+    )
+
+    async def go(database: Database, settings: Settings) -> list[RunRecord]:
+        store = RunStore(engine=database.engine, ledger=database.ledger)
+        records, _ = await store.list_runs(settings.org, filters, limit=args.limit)
+        return records
+
+    records = run_async(lambda: with_database(go))
+    if args.json:
+        print_json(
+            {"items": [r.to_model().model_dump(mode="json", by_alias=True) for r in records]}
+        )
+        return 0
+    if not records:
+        print("no runs")
+        return 0
+    print(f"{'ID':<30} {'LIFECYCLE':<19} {'INTENT':<11} {'AGE':>5}  TITLE")
+    for record in records:
+        print(
+            f"{record.id:<30} {record.lifecycle.value:<19} "
+            f"{record.intent.get('label', ''):<11} {_age(record):>5}  {record.title[:60]}"
+        )
+    return 0
+
+
+def _show(args: argparse.Namespace) -> int:
+    async def go(database: Database, settings: Settings) -> RunRecord:
+        store = RunStore(engine=database.engine, ledger=database.ledger)
+        return await store.get(settings.org, args.run_id)
+
+    record = run_async(lambda: with_database(go))
+    run = record.to_model().model_dump(mode="json", by_alias=True)
+    if args.json:
+        print_json(run)
+        return 0
+    print(f"{record.id}  {record.title}")
+    print(f"  lifecycle    {run['lifecycle']} (next: {', '.join(run['nextActions']) or '-'})")
+    if record.failure:
+        print(f"  failure      {record.failure['code']}: {record.failure['message']}")
+    print(f"  repository   {record.repository}")
+    print(f"  intent       {record.intent.get('label')} {record.intent.get('matched')}")
+    print(f"  tags         {', '.join(run['tags']) or '-'}")
+    print(f"  metadata     {json.dumps(run['metadata'])}")
+    print(f"  usage        turns {run['usage']['turns']}, credits {run['usage']['credits']}")
+    result = run["result"]
+    if result.get("branch"):
+        print(f"  branch       {result['branch']} @ {str(result.get('headSha'))[:12]}")
+    if result.get("pullRequest"):
+        pr = result["pullRequest"]
+        print(f"  pull request #{pr['number']}{' (draft)' if pr['draft'] else ''} {pr['url']}")
+    if result.get("validation"):
+        print(f"  validation   {result['validation']['result']}")
+    return 0
+
+
+def _follow(args: argparse.Namespace) -> int:
+    async def go(database: Database, settings: Settings) -> int:
+        store = RunStore(engine=database.engine, ledger=database.ledger)
+        record = await store.get(settings.org, args.run_id)
+        async for event in database.ledger.follow(args.run_id, org_id=settings.org):
+            if args.json:
+                print(json.dumps(event.to_json()), flush=True)
+            else:
+                text = event.data.get("text") if event.type == "agent.message" else ""
+                print(
+                    f"{event.seq:>5} {event.at:%H:%M:%S} {event.type:<22} {text or ''}", flush=True
+                )
+            if event.type.startswith("run."):
+                record = await store.get(settings.org, args.run_id)
+                if not args.json:
+                    sys.stderr.write(f"\r[{record.lifecycle.value}]\n")
+                settled = record.lifecycle in TERMINAL or record.awaiting
+                if settled and await database.ledger.last_seq(args.run_id) <= event.seq:
+                    break
+        return 0 if record.lifecycle.value != "failed" else 1
+
+    return run_async(lambda: with_database(go))
