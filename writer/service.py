@@ -46,11 +46,11 @@ class WriterService:
         """One run."""
         return await self.store.get(org_id, run_id)
 
-    async def list(
+    async def list_runs(
         self, org_id: str, filters: RunFilters, *, cursor: str | None, limit: int
     ) -> tuple[list[RunRecord], str | None]:
         """A page of runs."""
-        return await self.store.list(org_id, filters, cursor=cursor, limit=limit)
+        return await self.store.list_runs(org_id, filters, cursor=cursor, limit=limit)
 
     async def send_message(
         self, org_id: str, run_id: str, message: FollowUpRequest
