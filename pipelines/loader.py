@@ -1,0 +1,219 @@
+"""Loading pipeline YAML with positions, so every problem names its file, line, column and stage.
+
+PyYAML's composer gives the node tree with start marks; the loader builds plain data from it while
+recording where each path (``("stages", "write", "timeout")``) came from, validates the data into
+the model and maps every problem back to its line and column.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from pathlib import Path as FilePath
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+from yaml.constructor import SafeConstructor
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from .errors import PipelineSpecError, SpecProblem
+from .spec import Issue, Path, Pipeline, _dotted, _message, find_issues
+
+__all__ = ["load_pipeline", "parse_pipeline", "pipeline_from_data"]
+
+_MAX_BYTES = 1_000_000
+
+
+class Positions:
+    """Line/column (1-based) of each path's value and, for mapping entries, of its key."""
+
+    def __init__(self) -> None:
+        self.values: dict[Path, tuple[int, int]] = {}
+        self.keys: dict[Path, tuple[int, int]] = {}
+
+    def find(self, path: Path, *, on_key: bool = False) -> tuple[int | None, int | None]:
+        """The position of ``path`` or of its nearest recorded parent."""
+        probe = tuple(path)
+        while True:
+            if on_key and probe in self.keys:
+                return self.keys[probe]
+            if probe in self.values:
+                return self.values[probe]
+            if not probe:
+                return None, None
+            probe = probe[:-1]
+
+
+def _mark(node: Node) -> tuple[int, int]:
+    return node.start_mark.line + 1, node.start_mark.column + 1
+
+
+class _Builder:
+    def __init__(self, file: str | None) -> None:
+        self.file = file
+        self.positions = Positions()
+        self.problems: list[SpecProblem] = []
+        self._constructor = SafeConstructor()
+
+    def build(self, node: Node, path: Path) -> Any:
+        self.positions.values[path] = _mark(node)
+        if isinstance(node, MappingNode):
+            self._constructor.flatten_mapping(node)
+            result: dict[str, Any] = {}
+            for key_node, value_node in node.value:
+                key = self._constructor.construct_object(key_node, deep=True)
+                if not isinstance(key, str):
+                    # YAML 1.1 reads `on:`/`yes:` as booleans; a key is always a name here.
+                    key = str(key).lower() if isinstance(key, bool) else str(key)
+                child = (*path, key)
+                line, column = _mark(key_node)
+                if key in result:
+                    self.problems.append(
+                        SpecProblem(
+                            f"duplicate key {key!r}",
+                            file=self.file,
+                            line=line,
+                            column=column,
+                            stage=_stage_of(child),
+                            field=_dotted(child),
+                        )
+                    )
+                    continue
+                self.positions.keys[child] = (line, column)
+                result[key] = self.build(value_node, child)
+            return result
+        if isinstance(node, SequenceNode):
+            return [self.build(item, (*path, index)) for index, item in enumerate(node.value)]
+        assert isinstance(node, ScalarNode)
+        return self._constructor.construct_object(node, deep=True)
+
+
+def _stage_of(path: Path) -> str | None:
+    if len(path) >= 2 and path[0] == "stages":
+        return str(path[1])
+    return None
+
+
+def _problem(
+    path: Path, message: str, file: str | None, positions: Positions | None, *, on_key: bool = False
+) -> SpecProblem:
+    line, column = positions.find(path, on_key=on_key) if positions else (None, None)
+    return SpecProblem(
+        message,
+        file=file,
+        line=line,
+        column=column,
+        stage=_stage_of(path),
+        field=_dotted(path) or None,
+    )
+
+
+def pipeline_from_data(
+    data: Any,
+    *,
+    source: str | None = None,
+    positions: Positions | None = None,
+    known_kinds: Iterable[str] | None = None,
+) -> Pipeline:
+    """Validate plain data into a :class:`Pipeline`, raising positioned problems."""
+    if not isinstance(data, Mapping):
+        raise PipelineSpecError(
+            [
+                _problem(
+                    (),
+                    "a pipeline file must be a mapping (name, inputs, stages…)",
+                    source,
+                    positions,
+                )
+            ]
+        )
+    try:
+        pipeline = Pipeline.model_validate(data)
+    except ValidationError as exc:
+        problems = [
+            _problem(
+                tuple(error["loc"]),
+                _message(error),
+                source,
+                positions,
+                on_key=error.get("type") == "extra_forbidden",
+            )
+            for error in exc.errors()
+        ]
+        raise PipelineSpecError(problems) from None
+    issues: list[Issue] = list(find_issues(pipeline, known_kinds=known_kinds))
+    if issues:
+        raise PipelineSpecError(
+            [_problem(i.path, i.message, source, positions, on_key=i.on_key) for i in issues]
+        )
+    return pipeline
+
+
+def parse_pipeline(
+    text: str, *, source: str = "<string>", known_kinds: Iterable[str] | None = None
+) -> Pipeline:
+    """Parse pipeline YAML ``text``; ``source`` names it in errors."""
+    if len(text) > _MAX_BYTES:
+        raise PipelineSpecError([SpecProblem(f"larger than {_MAX_BYTES} bytes", file=source)])
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        raise PipelineSpecError(
+            [
+                SpecProblem(
+                    f"not valid YAML: {exc.problem or exc.context}",
+                    file=source,
+                    line=mark.line + 1 if mark else None,
+                    column=mark.column + 1 if mark else None,
+                )
+            ]
+        ) from None
+    except yaml.YAMLError as exc:
+        raise PipelineSpecError([SpecProblem(f"not valid YAML: {exc}", file=source)]) from None
+    if root is None:
+        raise PipelineSpecError([SpecProblem("the file is empty", file=source)])
+    builder = _Builder(source)
+    try:
+        data = builder.build(root, ())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        raise PipelineSpecError(
+            [
+                SpecProblem(
+                    f"not valid YAML: {getattr(exc, 'problem', None) or exc}",
+                    file=source,
+                    line=mark.line + 1 if mark else None,
+                    column=mark.column + 1 if mark else None,
+                )
+            ]
+        ) from None
+    if builder.problems:
+        raise PipelineSpecError(builder.problems)
+    return pipeline_from_data(
+        data, source=source, positions=builder.positions, known_kinds=known_kinds
+    )
+
+
+def load_pipeline(path: str | FilePath, *, known_kinds: Iterable[str] | None = None) -> Pipeline:
+    """Load and validate the pipeline file at ``path``."""
+    file = FilePath(path)
+    try:
+        raw = file.read_bytes()
+    except FileNotFoundError:
+        raise PipelineSpecError([SpecProblem("no such file", file=str(path))]) from None
+    except IsADirectoryError:
+        raise PipelineSpecError(
+            [SpecProblem("is a directory, not a file", file=str(path))]
+        ) from None
+    except OSError as exc:
+        raise PipelineSpecError(
+            [SpecProblem(f"cannot read: {exc.strerror}", file=str(path))]
+        ) from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise PipelineSpecError(
+            [SpecProblem(f"not UTF-8 text (byte {exc.start})", file=str(path))]
+        ) from None
+    return parse_pipeline(text, source=str(path), known_kinds=known_kinds)
