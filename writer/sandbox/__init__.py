@@ -11,6 +11,7 @@ from typing import Any
 
 from .errors import (
     SandboxError,
+    SandboxFileNotFound,
     SandboxLost,
     SandboxSetupError,
     SandboxSpecError,
@@ -40,6 +41,7 @@ __all__ = [
     "SandboxError",
     "SandboxEvent",
     "SandboxEventSink",
+    "SandboxFileNotFound",
     "SandboxLost",
     "SandboxProvider",
     "SandboxSetupError",

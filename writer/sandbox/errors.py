@@ -6,6 +6,7 @@
     ├── SandboxUnavailable        the provider cannot run here (no bubblewrap, no E2B key…)
     ├── SandboxSetupError         the workspace could not be prepared (clone, checkout, start)
     ├── SandboxLost               the sandbox is gone (closed, expired or died)
+    ├── SandboxFileNotFound       ``read_file`` of a path that does not exist
     ├── SandboxTimeout            an operation on the sandbox took longer than allowed
     └── SandboxSpecError (InputError)   a spec field is invalid; ``field`` names it
 
@@ -19,6 +20,7 @@ from writgate.errors import InputError, WritgateError
 
 __all__ = [
     "SandboxError",
+    "SandboxFileNotFound",
     "SandboxLost",
     "SandboxSetupError",
     "SandboxSpecError",
@@ -49,6 +51,12 @@ class SandboxLost(SandboxError):
     """The sandbox is gone."""
 
     code = "sandbox_lost"
+
+
+class SandboxFileNotFound(SandboxError):
+    """The file does not exist in the sandbox."""
+
+    code = "sandbox_file_not_found"
 
 
 class SandboxTimeout(SandboxError):

@@ -118,7 +118,7 @@ class Sandbox(Protocol):
         *,
         env: Mapping[str, str] | None = None,
         cwd: str | None = None,
-        timeout: float | None = None,  # noqa: ASYNC109 (the contract's name)
+        timeout: float | None = None,
         on_output: OutputSink | None = None,
         stdin: bytes | None = None,
     ) -> ExecResult:

@@ -1,0 +1,551 @@
+"""The local provider: bubblewrap sandboxes on this machine (the embedded default).
+
+A sandbox is a directory ``<home>/sandboxes/<id>/`` holding the workspace (a checkout from the
+repository's mirror, see :mod:`.workspace`), a private ``tmp`` and ``home``, and the generated
+``/etc`` files; plus, per sandbox, a cgroup with its limits and, for ``restricted`` networking, an
+egress proxy. Every ``exec`` is one ``bwrap`` process in fresh namespaces (:mod:`.bubblewrap`);
+only the directories persist between execs. ``diff``, ``head`` and file access run *inside* the
+sandbox too, so writgate never lets git or a path lookup on the host act on files an untrusted
+process controlled (a crafted ``.git/config`` or a symlink to a host file).
+
+Warm sessions: :meth:`LocalSandbox.keep_alive` arms an expiry task in the provider's event loop;
+:meth:`LocalProvider.attach` finds a warm sandbox of this process again in microseconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import shutil
+import signal
+import tempfile
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from writgate.ids import new_id
+
+from .bridge import bridge_prefix, proxy_env
+from .bubblewrap import DEFAULT_ENV, HOME, WORKDIR, BwrapCommand, bwrap_argv
+from .egress import Allowlist, EgressProxy
+from .errors import (
+    SandboxError,
+    SandboxFileNotFound,
+    SandboxLost,
+    SandboxSpecError,
+    SandboxUnavailable,
+)
+from .limits import Cgroup, cgroup_support, prlimit_prefix
+from .protocol import ExecResult, OutputSink, SandboxEvent, SandboxEventSink, SandboxSpec
+from .validation import check_env, validate_spec
+from .workspace import MIRROR, Checkout, check_out, release
+
+__all__ = ["LocalProvider", "LocalSandbox"]
+
+log = logging.getLogger(__name__)
+
+_MAX_CAPTURE = 16 * 1024 * 1024  # bytes of stdout/stderr kept in an ExecResult, per stream
+_DRAIN_SECONDS = 5.0  # how long to wait for output after the sandbox was killed
+_GIT_ENV = {
+    "GIT_CONFIG_NOSYSTEM": "1",
+    "GIT_CONFIG_GLOBAL": "/dev/null",
+    "GIT_TERMINAL_PROMPT": "0",
+    "LC_ALL": "C",
+}
+# Runs inside the sandbox: stage everything into a throw-away index (the real one is untouched)
+# and print the binary diff against the base.
+_DIFF_SCRIPT = """set -e
+index=$(mktemp)
+trap 'rm -f "$index"' EXIT
+if [ -f .git/index ]; then cp .git/index "$index"; else rm -f "$index"; fi
+export GIT_INDEX_FILE="$index"
+git add -A
+git diff --cached --binary --full-index --find-renames --no-color --no-ext-diff --no-textconv \
+    "$1" --
+"""
+
+
+def _passwd() -> str:
+    return (
+        "root:x:0:0:root:/root:/usr/sbin/nologin\n"
+        f"sandbox:x:1000:1000:sandbox:{HOME}:/bin/sh\n"
+        "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n"
+    )
+
+
+class LocalProvider:
+    """Creates bubblewrap sandboxes under ``<home>/sandboxes`` (the embedded default)."""
+
+    name = "local"
+
+    def __init__(
+        self,
+        *,
+        home: Path,
+        on_event: SandboxEventSink | None = None,
+        mirrors: Path | None = None,
+        bwrap: str | None = None,
+    ):
+        self.root = Path(home) / "sandboxes"
+        self.mirrors = Path(mirrors) if mirrors is not None else Path(home) / "mirrors"
+        self.on_event = on_event
+        found = bwrap or shutil.which("bwrap")
+        if found is None:
+            raise SandboxUnavailable(
+                "bubblewrap is not installed (apt-get install bubblewrap; scripts/test does it)"
+            )
+        self.bwrap = found
+        self._sandboxes: dict[str, LocalSandbox] = {}
+        self._by_idempotency_key: dict[str, str] = {}
+        self._creating: dict[str, asyncio.Lock] = {}
+
+    async def create(self, spec: SandboxSpec) -> LocalSandbox:
+        """A new sandbox with ``spec.ref`` of ``spec.repository_url`` checked out.
+
+        With ``spec.idempotency_key``, a second create with the same key returns the same warm
+        sandbox while it lives.
+        """
+        validate_spec(spec)
+        key = spec.idempotency_key
+        if key is None:
+            return await self._create(spec)
+        lock = self._creating.setdefault(key, asyncio.Lock())
+        async with lock:
+            existing = self._sandboxes.get(self._by_idempotency_key.get(key, ""))
+            if existing is not None and await existing.is_alive():
+                return existing
+            sandbox = await self._create(spec)
+            self._by_idempotency_key[key] = sandbox.id
+            return sandbox
+
+    async def attach(self, sandbox_id: str) -> LocalSandbox | None:
+        """The warm sandbox ``sandbox_id`` (its keep-warm window restarts), or ``None``."""
+        sandbox = self._sandboxes.get(sandbox_id)
+        if sandbox is None or not await sandbox.is_alive():
+            return None
+        sandbox.rearm()
+        return sandbox
+
+    async def aclose(self) -> None:
+        """Close every sandbox of this provider (at shutdown)."""
+        for sandbox in list(self._sandboxes.values()):
+            await sandbox.close()
+
+    async def _create(self, spec: SandboxSpec) -> LocalSandbox:
+        limited = spec.limits.processes is not None or spec.limits.memory_mb is not None
+        if limited and os.geteuid() == 0 and not cgroup_support():
+            # As root the sandbox keeps kernel uid 0, for which RLIMIT_NPROC is ignored.
+            raise SandboxUnavailable(
+                "cannot enforce the sandbox process/memory limits: running as root needs "
+                "writable cgroups (pids and memory controllers)"
+            )
+        if spec.network.mode == "restricted" and shutil.which("python3", path="/usr/bin") is None:
+            raise SandboxUnavailable("restricted networking needs /usr/bin/python3 for its bridge")
+        sandbox_id = new_id("sbx")
+        directory = self.root / sandbox_id
+        sandbox = LocalSandbox(provider=self, sandbox_id=sandbox_id, spec=spec, directory=directory)
+        try:
+            await sandbox.start()
+        except BaseException:
+            await sandbox.close(emit=False)
+            raise
+        self._sandboxes[sandbox_id] = sandbox
+        return sandbox
+
+    def _forget(self, sandbox_id: str) -> None:
+        self._sandboxes.pop(sandbox_id, None)
+
+    async def _emit(self, event: SandboxEvent) -> None:
+        if self.on_event is None:
+            return
+        try:
+            await self.on_event(event)
+        except Exception:
+            log.exception("sandbox event callback failed for %s", event.type)
+
+
+class LocalSandbox:
+    """One bubblewrap sandbox; see the module docstring."""
+
+    provider = "local"
+    workdir = WORKDIR
+
+    def __init__(
+        self, *, provider: LocalProvider, sandbox_id: str, spec: SandboxSpec, directory: Path
+    ):
+        self.id = sandbox_id
+        self.spec = spec
+        self.directory = directory
+        self._provider = provider
+        self._checkout: Checkout | None = None
+        self._cgroup: Cgroup | None = None
+        self._proxy: EgressProxy | None = None
+        self._socket_dir: Path | None = None
+        self._processes: set[asyncio.subprocess.Process] = set()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._closed = False
+        self._expires_at: float | None = None
+        self._keep_warm_seconds = spec.keep_warm_seconds
+        self._expiry: asyncio.Task[None] | None = None
+
+    # ---------------------------------------------------------------- lifecycle
+
+    async def start(self) -> None:
+        """Check the workspace out and set up limits and networking."""
+        for name in ("tmp", "home", "etc"):
+            (self.directory / name).mkdir(parents=True, exist_ok=True)
+        os.chmod(self.directory / "tmp", 0o1777)
+        etc = self.directory / "etc"
+        (etc / "passwd").write_text(_passwd())
+        (etc / "group").write_text("root:x:0:\nsandbox:x:1000:\nnobody:x:65534:\n")
+        (etc / "hosts").write_text("127.0.0.1\tlocalhost sandbox\n::1\tlocalhost\n")
+        self._checkout = await check_out(
+            mirrors=self._provider.mirrors,
+            url=self.spec.repository_url,
+            ref=self.spec.ref,
+            workspace=self.directory / "workspace",
+            sandbox_id=self.id,
+        )
+        if cgroup_support():
+            self._cgroup = await asyncio.to_thread(Cgroup, f"writgate-{self.id}", self.spec.limits)
+        if self.spec.network.mode == "restricted":
+            # A Unix socket path must stay under 108 bytes: a short private directory.
+            self._socket_dir = Path(tempfile.mkdtemp(prefix="wgx-"))
+            self._proxy = EgressProxy(
+                socket_path=self._socket_dir / "egress.sock",
+                allowlist=Allowlist(self.spec.network.allowlist),
+                on_egress=self._on_egress,
+            )
+            await self._proxy.start()
+
+    async def close(self, *, emit: bool = False, reason: str = "closed") -> None:
+        """Stop every process, the proxy and the cgroup, and delete the sandbox directory."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._expiry is not None and self._expiry is not asyncio.current_task():
+            self._expiry.cancel()
+        for process in list(self._processes):
+            _kill(process)
+        if self._cgroup is not None:
+            await asyncio.to_thread(self._cgroup.kill_all)
+        if self._proxy is not None:
+            await self._proxy.close()
+        if self._socket_dir is not None:
+            shutil.rmtree(self._socket_dir, ignore_errors=True)
+        if self._checkout is not None:
+            await release(self._checkout.mirror, self.id)
+        await asyncio.to_thread(shutil.rmtree, self.directory, True)
+        if self._cgroup is not None:
+            await _remove_cgroup(self._cgroup)
+        self._provider._forget(self.id)
+        if emit:
+            await self._emit(f"sandbox.{reason}", {})
+
+    async def is_alive(self) -> bool:
+        """Whether the sandbox is open and its workspace still exists."""
+        return not self._closed and (self.directory / "workspace" / ".git").exists()
+
+    async def keep_alive(self, seconds: float) -> None:
+        """Keep the sandbox for ``seconds`` more; then it is closed (``sandbox.expired``).
+
+        A command still running at that time delays the expiry until it ends.
+        """
+        self._ensure_open()
+        if not seconds >= 0:
+            raise SandboxSpecError("must be zero or a positive number", field="seconds")
+        self._keep_warm_seconds = seconds
+        self._expires_at = time.monotonic() + seconds
+        if self._expiry is None or self._expiry.done():
+            self._expiry = asyncio.get_running_loop().create_task(self._expire())
+
+    def rearm(self) -> None:
+        """Restart the keep-warm window (on attach), if one was set."""
+        if self._expires_at is not None:
+            self._expires_at = time.monotonic() + self._keep_warm_seconds
+
+    async def _expire(self) -> None:
+        while not self._closed and self._expires_at is not None:
+            remaining = self._expires_at - time.monotonic()
+            if remaining > 0:
+                await asyncio.sleep(remaining)
+                continue
+            if not self._idle.is_set():
+                await self._idle.wait()
+                continue
+            await self.close(emit=True, reason="expired")
+            return
+
+    # ---------------------------------------------------------------- commands
+
+    async def exec(
+        self,
+        argv: Sequence[str],
+        *,
+        env: Mapping[str, str] | None = None,
+        cwd: str | None = None,
+        timeout: float | None = None,
+        on_output: OutputSink | None = None,
+        stdin: bytes | None = None,
+    ) -> ExecResult:
+        """Run ``argv`` in the sandbox; see :meth:`writer.sandbox.protocol.Sandbox.exec`."""
+        if not argv or not all(isinstance(arg, str) and "\0" not in arg for arg in argv):
+            raise SandboxSpecError("must be a non-empty list of strings", field="argv")
+        if env:
+            check_env(env, field="env")
+        code, out, err, timed_out, duration = await self._run(
+            argv, env=env, cwd=cwd, timeout=timeout, on_output=on_output, stdin=stdin
+        )
+        return ExecResult(
+            exit_code=code,
+            stdout=out.decode("utf-8", "replace"),
+            stderr=err.decode("utf-8", "replace"),
+            timed_out=timed_out,
+            duration_seconds=duration,
+        )
+
+    async def read_file(self, path: str) -> bytes:
+        """The bytes of ``path`` (read inside the sandbox, so symlinks cannot reach the host)."""
+        code, out, err, _, _ = await self._run(
+            [
+                "sh",
+                "-c",
+                'test -f "$1" && exec cat -- "$1"; echo "missing: $1" >&2; exit 66',
+                "sh",
+                path,
+            ]
+        )
+        if code == 66:
+            raise SandboxFileNotFound(f"no such file in the sandbox: {path}", path=path)
+        if code != 0:
+            raise SandboxError(f"cannot read {path}: {_last_line(err)}", path=path)
+        return out
+
+    async def write_file(self, path: str, data: bytes) -> None:
+        """Create or replace ``path`` (parent directories are created)."""
+        code, _, err, _, _ = await self._run(
+            ["sh", "-c", 'mkdir -p -- "$(dirname -- "$1")" && cat > "$1"', "sh", path], stdin=data
+        )
+        if code != 0:
+            raise SandboxError(f"cannot write {path}: {_last_line(err)}", path=path)
+
+    async def diff(self, base: str | None = None) -> bytes:
+        """``git diff --binary`` of the workspace (untracked files included) against ``base``."""
+        self._ensure_open()
+        assert self._checkout is not None
+        base = base or self._checkout.base
+        if base.startswith("-") or not base.strip():
+            raise SandboxSpecError(f"invalid base {base!r}", field="base")
+        code, out, err, _, _ = await self._run(
+            ["sh", "-c", _DIFF_SCRIPT, "sh", base], env=_GIT_ENV, timeout=600
+        )
+        if code != 0:
+            raise SandboxError(f"git diff failed in the sandbox: {_last_line(err)}")
+        return out
+
+    async def head(self) -> str:
+        """The commit the workspace is at."""
+        code, out, err, _, _ = await self._run(["git", "rev-parse", "HEAD"], env=_GIT_ENV)
+        if code != 0:
+            raise SandboxError(f"git rev-parse failed in the sandbox: {_last_line(err)}")
+        return out.decode().strip()
+
+    @property
+    def base(self) -> str:
+        """The commit the workspace was created at."""
+        assert self._checkout is not None
+        return self._checkout.base
+
+    # ---------------------------------------------------------------- internals
+
+    def _ensure_open(self) -> None:
+        if self._closed:
+            raise SandboxLost(f"sandbox {self.id} is closed", sandbox_id=self.id)
+
+    async def _check_alive(self) -> None:
+        self._ensure_open()
+        if not (self.directory / "workspace").is_dir():
+            await self.close(emit=True, reason="lost")
+            raise SandboxLost(f"sandbox {self.id} lost its workspace", sandbox_id=self.id)
+
+    def _command(
+        self, argv: Sequence[str], env: Mapping[str, str] | None, cwd: str | None
+    ) -> list[str]:
+        spec = self.spec
+        full_env = dict(DEFAULT_ENV)
+        if spec.network.mode == "restricted":
+            full_env.update(proxy_env())
+        full_env.update(spec.env)
+        full_env.update(env or {})
+        inner = prlimit_prefix(spec.limits, with_process_limits=self._cgroup is None)
+        if spec.network.mode == "restricted":
+            inner += bridge_prefix()
+        if cwd is None:
+            cwd = WORKDIR
+        elif not cwd.startswith("/"):
+            cwd = f"{WORKDIR}/{cwd}"
+        resolv = Path("/etc/resolv.conf")
+        assert self._checkout is not None
+        command = BwrapCommand(
+            argv=[*inner, *argv],
+            workspace=self._checkout.workspace,
+            tmp=self.directory / "tmp",
+            home=self.directory / "home",
+            etc=self.directory / "etc",
+            env=full_env,
+            network=spec.network.mode,
+            cwd=cwd,
+            read_only={self._checkout.mirror: MIRROR},
+            egress_socket=self._proxy.socket_path if self._proxy is not None else None,
+            resolv_conf=resolv if spec.network.mode == "open" and resolv.exists() else None,
+            bwrap=self._provider.bwrap,
+        )
+        return bwrap_argv(command)
+
+    async def _run(
+        self,
+        argv: Sequence[str],
+        *,
+        env: Mapping[str, str] | None = None,
+        cwd: str | None = None,
+        timeout: float | None = None,
+        on_output: OutputSink | None = None,
+        stdin: bytes | None = None,
+    ) -> tuple[int, bytes, bytes, bool, float]:
+        await self._check_alive()
+        limits = [t for t in (timeout, self.spec.limits.wall_seconds) if t is not None]
+        deadline = min(limits) if limits else None
+        command = self._command(argv, env, cwd)
+        preexec: Callable[[], None] | None = (
+            self._cgroup.join_function() if self._cgroup is not None else None
+        )
+        started = time.monotonic()
+        try:
+            process = await asyncio.create_subprocess_exec(
+                *command,
+                stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                start_new_session=True,
+                preexec_fn=preexec,
+            )
+        except OSError as exc:
+            raise SandboxError(f"cannot start the sandbox process: {exc}") from exc
+        self._processes.add(process)
+        self._idle.clear()
+        timed_out = False
+        try:
+            assert process.stdout is not None and process.stderr is not None
+            out = _Capture("stdout", on_output)
+            err = _Capture("stderr", on_output)
+            readers = asyncio.gather(
+                out.consume(process.stdout), err.consume(process.stderr), _feed(process, stdin)
+            )
+            try:
+                await asyncio.wait_for(asyncio.shield(readers), deadline)
+            except TimeoutError:
+                timed_out = True
+                _kill(process)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(readers), _DRAIN_SECONDS)
+            if not readers.done():
+                readers.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await readers
+            else:
+                readers.result()
+            code = await process.wait()
+        finally:
+            if process.returncode is None:
+                _kill(process)
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(process.wait(), _DRAIN_SECONDS)
+            self._processes.discard(process)
+            if not self._processes:
+                self._idle.set()
+        return code, out.data(), err.data(), timed_out, time.monotonic() - started
+
+    async def _on_egress(self, host: str, port: int, allowed: bool) -> None:
+        await self._emit("sandbox.egress", {"host": host, "port": port, "allowed": allowed})
+
+    async def _emit(self, type: str, data: dict[str, Any]) -> None:
+        await self._provider._emit(
+            SandboxEvent(
+                type=type,
+                sandbox_id=self.id,
+                provider=self.provider,
+                labels=dict(self.spec.labels),
+                data=data,
+            )
+        )
+
+    def __repr__(self) -> str:
+        return f"<LocalSandbox {self.id} network={self.spec.network.mode}>"
+
+
+class _Capture:
+    """Collects one output stream and hands complete lines to the sink as they come."""
+
+    def __init__(self, stream: str, sink: OutputSink | None):
+        self.stream = stream
+        self.sink = sink
+        self.chunks: list[bytes] = []
+        self.size = 0
+        self.pending = b""
+
+    async def consume(self, reader: asyncio.StreamReader) -> None:
+        while chunk := await reader.read(65536):
+            if self.size < _MAX_CAPTURE:
+                self.chunks.append(chunk[: _MAX_CAPTURE - self.size])
+                self.size += len(chunk)
+            if self.sink is not None:
+                lines = (self.pending + chunk).split(b"\n")
+                self.pending = lines.pop()
+                for line in lines:
+                    await self.sink(self.stream, line.decode("utf-8", "replace"))
+        if self.sink is not None and self.pending:
+            await self.sink(self.stream, self.pending.decode("utf-8", "replace"))
+            self.pending = b""
+
+    def data(self) -> bytes:
+        return b"".join(self.chunks)
+
+
+async def _feed(process: asyncio.subprocess.Process, data: bytes | None) -> None:
+    if data is None or process.stdin is None:
+        return
+    try:
+        process.stdin.write(data)
+        await process.stdin.drain()
+    except (BrokenPipeError, ConnectionResetError):
+        pass
+    finally:
+        process.stdin.close()
+
+
+def _kill(process: asyncio.subprocess.Process) -> None:
+    """SIGKILL the bwrap process group; --die-with-parent then takes the PID namespace down."""
+    if process.returncode is not None:
+        return
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signal.SIGKILL)
+    with contextlib.suppress(ProcessLookupError):
+        process.kill()
+
+
+async def _remove_cgroup(cgroup: Cgroup) -> None:
+    """Remove the cgroup once its last process is gone (exit is asynchronous after SIGKILL)."""
+    deadline = time.monotonic() + 5
+    while cgroup.pids() and time.monotonic() < deadline:
+        await asyncio.to_thread(cgroup.kill_all)
+        await asyncio.sleep(0.01)
+    cgroup.remove()
+
+
+def _last_line(data: bytes) -> str:
+    lines = data.decode("utf-8", "replace").strip().splitlines()
+    return lines[-1] if lines else "no output"

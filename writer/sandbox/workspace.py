@@ -1,0 +1,111 @@
+"""Workspaces from a cached mirror: a cold start costs a checkout, not a clone.
+
+Each repository URL has one bare mirror (:func:`writgate.git.mirror`, locked against concurrent
+fetches). A workspace is ``git clone --shared`` of the mirror — its own ``.git`` with its own index
+and refs, borrowing the mirror's objects through ``objects/info/alternates`` — so the sandbox never
+writes into the mirror. The alternates path is relative (``../../../mirror.git/objects``): on the
+host ``<sandbox>/mirror.git`` is a symlink to the mirror, inside the sandbox the mirror is bound
+read-only at :data:`MIRROR` — one path that works on both sides. While
+a workspace lives, a ref ``refs/writgate/sandboxes/<id>`` in the mirror keeps its base commit
+reachable, so no ``gc`` of the mirror can drop objects a workspace borrows.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from writgate.git import GitError, mirror, run_git
+
+from .errors import SandboxSetupError
+
+__all__ = ["MIRROR", "Checkout", "check_out", "release"]
+
+MIRROR = "/mirror.git"
+"""Where the mirror is bound (read-only) inside the sandbox; the workspace's ``origin``."""
+
+_KEEP_REF = "refs/writgate/sandboxes/"
+_COMMIT = re.compile(r"^[0-9a-f]{40}([0-9a-f]{24})?$")
+
+
+@dataclass(frozen=True)
+class Checkout:
+    """A workspace checked out from a mirror."""
+
+    mirror: Path
+    workspace: Path
+    base: str
+    """The commit id the workspace was checked out at."""
+    branch: str | None
+    """The local branch checked out, when ``ref`` named a branch of the repository."""
+
+
+async def _resolve(mirror_path: Path, ref: str) -> tuple[str, str | None]:
+    """(commit id, branch name or None) of ``ref`` in the mirror."""
+    for candidate, branch in ((f"refs/heads/{ref}", ref), (ref, None)):
+        out = await run_git(
+            ["rev-parse", "--verify", "--quiet", "--end-of-options", f"{candidate}^{{commit}}"],
+            cwd=mirror_path,
+            check=False,
+        )
+        sha = out.decode().strip()
+        if _COMMIT.match(sha):
+            return sha, branch
+    raise SandboxSetupError(f"ref {ref!r} is not a branch or commit of the repository", ref=ref)
+
+
+async def check_out(
+    *, mirrors: Path, url: str, ref: str, workspace: Path, sandbox_id: str
+) -> Checkout:
+    """Fetch ``url`` into its mirror and check ``ref`` out into the new directory ``workspace``.
+
+    ``workspace`` must be ``<sandbox directory>/workspace``; the mirror link is created next to it.
+    """
+    if ref.startswith("-") or not ref.strip():
+        raise SandboxSetupError(f"invalid ref {ref!r}", ref=ref)
+    try:
+        mirror_path = await mirror(mirrors, url, refs=[] if _is_branch_like(ref) else [ref])
+        base, branch = await _resolve(mirror_path, ref)
+        await run_git(["update-ref", f"{_KEEP_REF}{sandbox_id}", base], cwd=mirror_path)
+        await run_git(
+            [
+                "clone",
+                "--quiet",
+                "--shared",
+                "--no-checkout",
+                "--",
+                str(mirror_path),
+                str(workspace),
+            ]
+        )
+        link = workspace.parent / "mirror.git"
+        link.symlink_to(mirror_path, target_is_directory=True)
+        (workspace / ".git" / "objects" / "info" / "alternates").write_text(
+            "../../../mirror.git/objects\n"
+        )
+        config = [
+            ["remote", "set-url", "origin", MIRROR],
+            ["config", "user.name", "writgate sandbox"],
+            ["config", "user.email", "sandbox@writgate.invalid"],
+            ["config", "gc.auto", "0"],
+        ]
+        for args in config:
+            await run_git(args, cwd=workspace)
+        if branch is not None:
+            await run_git(["checkout", "--quiet", "-B", branch, base], cwd=workspace)
+        else:
+            await run_git(["checkout", "--quiet", "--detach", base], cwd=workspace)
+    except GitError as exc:
+        raise SandboxSetupError(f"cannot prepare the workspace: {exc}", ref=ref) from exc
+    return Checkout(mirror=mirror_path, workspace=workspace, base=base, branch=branch)
+
+
+def _is_branch_like(ref: str) -> bool:
+    """A commit id must be fetched explicitly (it may be on no branch); a branch comes along."""
+    return not _COMMIT.match(ref) and not ref.startswith("refs/")
+
+
+async def release(mirror_path: Path, sandbox_id: str) -> None:
+    """Drop the mirror ref that kept the workspace's base commit alive (best effort)."""
+    await run_git(["update-ref", "-d", f"{_KEEP_REF}{sandbox_id}"], cwd=mirror_path, check=False)
