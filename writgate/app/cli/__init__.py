@@ -22,6 +22,7 @@ GROUPS = (
     "db",
     "serve",
     "runs",
+    "policy",
 )
 
 
