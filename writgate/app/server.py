@@ -23,7 +23,11 @@ from writgate.web import AppState
 __all__ = ["ROUTERS", "create_app", "problem"]
 
 # (module, attribute) of every router the app mounts.
-ROUTERS: tuple[tuple[str, str], ...] = (("writer.api", "router"),)
+ROUTERS: tuple[tuple[str, str], ...] = (
+    ("writer.api", "router"),
+    ("forge.api", "router"),
+    ("forge.api", "github_router"),
+)
 
 # Domain errors -> HTTP status. Subclasses inherit their parent's status.
 _STATUS: dict[type[errors.WritgateError], int] = {

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from forge.local import LocalForge
 from forge.protocol import Forge
+from forge.webhooks import TriggerStore, WebhookSettings
 from writer.executor import Executor
 from writer.sandbox import SandboxProvider, provider_for
 from writer.service import WriterService
@@ -73,4 +74,11 @@ def build_services(state: AppState) -> None:
     services = make_services(state.settings, state.engine, state.ledger)
     state.services["writer"] = services.writer
     state.services["forge_for"] = services.forge_for
+    state.services["forge.local"] = LocalForge(
+        engine=state.engine, ledger=state.ledger, home=state.settings.home
+    )
+    state.services["forge.triggers"] = TriggerStore(engine=state.engine)
+    state.services["forge.github.webhook"] = WebhookSettings(
+        os.environ.get("WRITGATE_GITHUB_WEBHOOK_SECRET")
+    )
     state.background.append(services.executor.serve)
