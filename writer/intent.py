@@ -43,7 +43,7 @@ def classify_intent(title: str, prompt: str, paths: Sequence[str] = ()) -> Inten
                 matched.append(term)
         globs = rule.get("paths")
         if globs and paths:
-            spec = pathspec.PathSpec.from_lines("gitwildmatch", globs)
+            spec = pathspec.GitIgnoreSpec.from_lines(globs)
             hits = [p for p in paths if spec.match_file(p)]
             if hits:
                 score += 2 if len(hits) == len(paths) else 1
