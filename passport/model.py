@@ -7,6 +7,7 @@ section is normalized here so two passports of the same change are byte-identica
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -20,6 +21,7 @@ __all__ = [
     "WRITER_KINDS",
     "build_statement",
     "normalize_writer",
+    "writer_from_run",
 ]
 
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
@@ -84,6 +86,47 @@ def normalize_writer(data: Mapping[str, Any] | None) -> dict[str, Any]:
     ordered = ("kind", "runId", "chain", "agent", "model", "promptSha256", "title", "tags",
                "metadata", "intent", "usage", "sandbox", "startedAt", "finishedAt")  # fmt: skip
     return {key: writer[key] for key in ordered}
+
+
+def writer_from_run(run: Mapping[str, Any]) -> dict[str, Any]:
+    """The writer section of a writgate writer run, from its API JSON (DESIGN.md §4.3).
+
+    The prompt is reduced to its SHA-256; the sandbox network policy comes from ``safety``.
+    """
+    if not isinstance(run, Mapping) or not isinstance(run.get("id"), str):
+        raise _fail("run.id", "must be a string (a writer run's JSON)")
+    prompt = run.get("prompt")
+    agent = run.get("agent") or {}
+    usage = run.get("usage")
+    network = ((run.get("safety") or {}).get("network") or {}).get("mode")
+    sandbox = run.get("sandbox") or {}
+    return normalize_writer(
+        {
+            "kind": "agent",
+            "runId": run["id"],
+            "chain": list(run.get("chain") or []),  # ancestors, oldest first
+            "agent": agent.get("driver") if isinstance(agent, Mapping) else None,
+            "model": run.get("modelId"),
+            "promptSha256": hashlib.sha256(prompt.encode("utf-8")).hexdigest()
+            if isinstance(prompt, str)
+            else None,
+            "title": run.get("title"),
+            "tags": run.get("tags") or [],
+            "metadata": run.get("metadata") or {},
+            "intent": run.get("intent"),
+            "usage": {
+                key: usage.get(key, 0)
+                for key in ("turns", "credits", "inputTokens", "outputTokens")
+            }
+            if isinstance(usage, Mapping)
+            else None,
+            "sandbox": {"provider": sandbox.get("provider") or "local", "network": network}
+            if network
+            else None,
+            "startedAt": run.get("startedAt"),
+            "finishedAt": run.get("finishedAt"),
+        }
+    )
 
 
 def _validation(entries: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:

@@ -38,6 +38,6 @@ def test_passport_imports_no_higher_layer() -> None:
 def test_every_module_in_all_resolves_to_a_defining_module() -> None:
     for name in passport.__all__:
         module = getattr(getattr(passport, name), "__module__", None)
-        if module is not None:  # classes and functions: defined inside the package
+        if callable(getattr(passport, name)) and module != "typing":  # classes, functions
             assert module.startswith("passport"), (name, module)
             importlib.import_module(module)

@@ -23,6 +23,8 @@ GROUPS = (
     "serve",
     "runs",
     "policy",
+    "passport",
+    "keys",
 )
 
 
