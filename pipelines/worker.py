@@ -1,0 +1,423 @@
+"""Workers: claim runnable stages, run them, record their outcome; heartbeats keep the leases.
+
+A worker wakes when work may be there: after a local commit that queued a stage, on PostgreSQL's
+``NOTIFY writgate_pipelines`` from another process, and by polling as a fallback (also to notice
+retry backoffs and expired leases). Stages whose lease holder is a dead process on this host are
+reclaimed at once; any other stage of a silent worker when its lease expires.
+
+On SQLite only one ``writgate worker`` may serve a database (:func:`sqlite_worker_lock`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import secrets
+import socket
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import anyio
+from sqlalchemy.engine import make_url
+
+from writgate.errors import InputError
+from writgate.settings import Settings
+
+from .context import StageContext
+from .durations import format_duration
+from .errors import StageFailure, WorkerConflict
+from .records import Claim
+from .stages import handler_for
+from .store import NOTIFY_CHANNEL, PipelineStore
+from .templates import render_value
+
+__all__ = ["Worker", "new_worker_id", "owner_is_dead", "sqlite_worker_lock"]
+
+log = logging.getLogger(__name__)
+
+MAX_OUTPUT_BYTES = 1_000_000
+
+
+def new_worker_id() -> str:
+    """``host:pid:random`` — the lease owner name of a worker."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+
+
+def owner_is_dead(owner: str) -> bool:
+    """Whether a lease owner is a process of this host that no longer exists."""
+    rest = owner.split(":")
+    if len(rest) < 3:
+        return False
+    host, pid_text = ":".join(rest[:-2]), rest[-2]
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return False
+    pid = int(pid_text)
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return _is_zombie(pid)
+
+
+def _is_zombie(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[:1] == ["Z"]
+
+
+@contextlib.contextmanager
+def sqlite_worker_lock(database_url: str) -> Iterator[None]:
+    """Hold the one-worker lock of a SQLite database; :class:`WorkerConflict` when it is taken."""
+    url = make_url(database_url)
+    database = url.database or ""
+    if url.get_backend_name() != "sqlite" or database in ("", ":memory:"):
+        yield
+        return
+    path = Path(database + ".worker.lock")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            raise WorkerConflict(
+                f"another worker ({holder}) already serves {database}; SQLite supports one "
+                "worker — use PostgreSQL (WRITGATE_DATABASE_URL=postgresql+asyncpg://…) for more"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()}\n")
+        handle.flush()
+        try:
+            yield
+        finally:
+            handle.seek(0)
+            handle.truncate()
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@dataclass
+class _Running:
+    claim: Claim
+    scope: anyio.CancelScope
+    recorded: bool = False
+
+
+class Worker:
+    """Runs stages: every runnable stage of the database, or only those of one pipeline run."""
+
+    def __init__(
+        self,
+        *,
+        store: PipelineStore,
+        settings: Settings | None = None,
+        services: Mapping[str, Any] | None = None,
+        worker_id: str | None = None,
+        concurrency: int = 8,
+        lease_seconds: float = 30.0,
+        poll_interval: float = 1.0,
+        org_id: str | None = None,
+        run_id: str | None = None,
+        listen: bool = True,
+    ):
+        if concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+        self.store = store
+        self.settings = settings
+        self.services: Mapping[str, Any] = services or {}
+        self.worker_id = worker_id or new_worker_id()
+        self.concurrency = concurrency
+        self.lease_seconds = lease_seconds
+        self.poll_interval = poll_interval
+        self.org_id = org_id
+        self.run_id = run_id
+        self.listen = listen
+        self.stages_run = 0
+        self._running: dict[tuple[str, str], _Running] = {}
+        self._wake = anyio.Event()
+        self._check_leases = anyio.Event()
+        self._stop = anyio.Event()
+        self._run_done = False
+        self._stopping = False
+
+    # -- control ---------------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Ask the worker to stop: running stages are cancelled and handed back."""
+        self._stopping = True
+        self._stop.set()
+        self._wake.set()
+
+    def _on_notes(self, notes: set[str]) -> None:
+        if self.run_id is not None and f"done:{self.run_id}" in notes:
+            self._run_done = True
+        if any(n.startswith("cancel:") for n in notes):
+            self._check_leases.set()
+        self._wake.set()
+
+    # -- the loop --------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Work until :meth:`stop` (or, with ``run_id``, until that run finished)."""
+        self.store.add_listener(self._on_notes)
+        failure: Exception | None = None
+        try:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(self._heartbeats)
+                if self.listen and self.store.dialect == "postgresql":
+                    tg.start_soon(self._listen)
+                try:
+                    await self._loop(tg)
+                except Exception as exc:  # re-raised below, not wrapped in an ExceptionGroup
+                    failure = exc
+                finally:
+                    with anyio.CancelScope(shield=True):
+                        await self._wind_down()
+                    tg.cancel_scope.cancel()
+        finally:
+            self.store.remove_listener(self._on_notes)
+        if failure is not None:
+            raise failure
+
+    async def _loop(self, tg: anyio.abc.TaskGroup) -> None:
+        last_expiry_check = 0.0
+        while not self._stop.is_set():
+            self._wake = anyio.Event()
+            if self.run_id is not None and self._run_done and not self._running:
+                return
+            claims = []
+            free = self.concurrency - len(self._running)
+            if free > 0:
+                if anyio.current_time() - last_expiry_check >= self.poll_interval:
+                    last_expiry_check = anyio.current_time()
+                    await self.store.expire_leases(
+                        owner_is_dead, run_id=self.run_id, org_id=self.org_id
+                    )
+                claims = await self.store.claim(
+                    self.worker_id,
+                    limit=free,
+                    lease_seconds=self.lease_seconds,
+                    org_id=self.org_id,
+                    run_id=self.run_id,
+                )
+                for claim in claims:
+                    scope = anyio.CancelScope()
+                    self._running[claim.key] = _Running(claim=claim, scope=scope)
+                    tg.start_soon(self._execute, claim, scope)
+                if len(claims) == free:
+                    await anyio.lowlevel.checkpoint()
+                    continue
+            if not self._running and not claims and self.run_id is not None:
+                status = await self.store.run_status(self.run_id)
+                if status not in ("queued", "running"):
+                    return
+            await self._sleep()
+
+    async def _sleep(self) -> None:
+        timeout = self.poll_interval
+        if not self._running:
+            due = await self.store.next_due(org_id=self.org_id, run_id=self.run_id)
+            if due is not None:
+                timeout = min(timeout, max((due - datetime.now(UTC)).total_seconds(), 0) + 0.01)
+        with anyio.move_on_after(timeout):
+            await self._wake.wait()
+
+    async def _wind_down(self) -> None:
+        """Cancel what still runs and hand it back so another worker takes it at once."""
+        running = list(self._running.values())
+        for entry in running:
+            entry.scope.cancel()
+        with anyio.move_on_after(10):
+            while self._running:
+                self._wake = anyio.Event()
+                await self._wake.wait()
+        unrecorded = [entry.claim for entry in running if not entry.recorded]
+        if unrecorded:
+            try:
+                await self.store.release(unrecorded, reason="worker stopped")
+            except Exception:
+                log.exception("could not hand back %d stage(s)", len(unrecorded))
+
+    async def _heartbeats(self) -> None:
+        interval = max(self.lease_seconds / 3, 0.05)
+        while True:
+            self._check_leases = anyio.Event()
+            with anyio.move_on_after(interval):
+                await self._check_leases.wait()
+            if not self._running:
+                continue
+            try:
+                held = await self.store.heartbeat(self.worker_id, lease_seconds=self.lease_seconds)
+            except Exception:
+                log.exception("heartbeat failed; retrying")
+                continue
+            for key, entry in list(self._running.items()):
+                if key not in held and not entry.recorded:
+                    log.warning("lost the lease of stage %s of %s; cancelling it", key[1], key[0])
+                    entry.scope.cancel()
+
+    async def _listen(self) -> None:
+        """``LISTEN writgate_pipelines`` on a dedicated connection (PostgreSQL)."""
+
+        def on_notify(_conn: Any, _pid: int, _channel: str, payload: str) -> None:
+            self._on_notes(set(payload.split()))
+
+        while True:
+            try:
+                async with self.store.engine.connect() as conn:
+                    raw = await conn.get_raw_connection()
+                    driver: Any = raw.driver_connection
+                    await driver.add_listener(NOTIFY_CHANNEL, on_notify)
+                    try:
+                        while True:  # the polling fallback covers a silently dropped connection
+                            await anyio.sleep(30)
+                            await conn.exec_driver_sql("SELECT 1")
+                    finally:
+                        with anyio.CancelScope(shield=True):
+                            with contextlib.suppress(Exception):
+                                await driver.remove_listener(NOTIFY_CHANNEL, on_notify)
+            except Exception:
+                log.warning("LISTEN connection lost; polling until it is back", exc_info=True)
+                await anyio.sleep(5)
+
+    # -- one stage -------------------------------------------------------------------------------
+
+    def _context(self, claim: Claim) -> StageContext:
+        stage = claim.pipeline.stages[claim.stage_id]
+        context = self.store.template_context(
+            claim.inputs,
+            {sid: (u.kind, u.status, u.outputs) for sid, u in claim.upstream.items()},
+        )
+        params = render_value(stage.with_, context, where=f"stages.{claim.stage_id}.with")
+        stage_key = f"pipeline:{claim.pipeline_run_id}:{claim.stage_id}"
+
+        async def progress(message: str, data: Mapping[str, Any]) -> None:
+            await self.store.progress(claim, message, data)
+
+        return StageContext(
+            pipeline_run_id=claim.pipeline_run_id,
+            stage_id=claim.stage_id,
+            kind=claim.kind,
+            attempt=claim.attempt,
+            org_id=claim.org_id,
+            idempotency_key=f"{stage_key}:{claim.attempt}",
+            stage_key=stage_key,
+            params=params,
+            inputs=dict(claim.inputs),
+            upstream=dict(claim.upstream),
+            base_dir=Path(claim.base_dir) if claim.base_dir else None,
+            settings=self.settings,
+            engine=self.store.engine,
+            ledger=self.store.ledger,
+            services=self.services,
+            progress_sink=progress,
+        )
+
+    def _outputs(self, claim: Claim, raw: Any) -> dict[str, Any]:
+        if raw is None:
+            raw = {}
+        if not isinstance(raw, Mapping):
+            raise StageFailure(
+                f"the {claim.kind} stage returned {type(raw).__name__}, not a mapping",
+                retryable=False,
+            )
+        outputs = {str(k): v for k, v in raw.items()}
+        try:
+            size = len(json.dumps(outputs))
+        except (TypeError, ValueError) as exc:
+            raise StageFailure(f"outputs are not JSON: {exc}", retryable=False) from exc
+        if size > MAX_OUTPUT_BYTES:
+            raise StageFailure(
+                f"outputs are {size} bytes, more than {MAX_OUTPUT_BYTES}", retryable=False
+            )
+        declared = claim.pipeline.stages[claim.stage_id].outputs
+        if declared:
+            context = self.store.template_context(
+                claim.inputs,
+                {sid: (u.kind, u.status, u.outputs) for sid, u in claim.upstream.items()},
+            )
+            context["outputs"] = outputs
+            outputs.update(
+                render_value(declared, context, where=f"stages.{claim.stage_id}.outputs")
+            )
+        return outputs
+
+    async def _record(self, entry: _Running, outcome: tuple[str, Any]) -> None:
+        claim = entry.claim
+        with anyio.CancelScope(shield=True):
+            kind, value = outcome
+            if kind == "ok":
+                kept = await self.store.succeed(claim, value)
+                result = "succeeded" if kept else "lost"
+            else:
+                message, retryable, outputs = value
+                result = await self.store.fail(claim, message, retryable=retryable, outputs=outputs)
+            entry.recorded = True
+            if result == "lost":
+                log.warning("stage %s of %s: lease lost, outcome dropped", *claim.key[::-1])
+            self.stages_run += 1
+
+    async def _execute(self, claim: Claim, scope: anyio.CancelScope) -> None:
+        entry = self._running[claim.key]
+        ctx: StageContext | None = None
+        stage = claim.pipeline.stages[claim.stage_id]
+        try:
+            with scope:
+                outcome: tuple[str, Any]
+                try:
+                    ctx = self._context(claim)
+                    handler = handler_for(claim.kind)
+                    if handler is None:
+                        raise StageFailure(
+                            f"stage kind {claim.kind!r} is not available in this worker",
+                            retryable=False,
+                        )
+                    with anyio.move_on_after(stage.timeout) as deadline:
+                        raw = await handler(ctx)
+                    if deadline.cancelled_caught:
+                        with anyio.CancelScope(shield=True):
+                            await ctx.run_cancel_hooks()
+                        assert stage.timeout is not None
+                        outcome = (
+                            "error",
+                            (f"timed out after {format_duration(stage.timeout)}", True, None),
+                        )
+                    else:
+                        outcome = ("ok", self._outputs(claim, raw))
+                except StageFailure as exc:
+                    outputs = exc.details.get("outputs")
+                    outcome = ("error", (exc.message, exc.retryable, outputs))
+                except InputError as exc:  # templates, bad `with:`: a retry cannot help
+                    outcome = ("error", (str(exc), False, None))
+                except Exception as exc:
+                    log.warning(
+                        "stage %s of %s failed",
+                        claim.stage_id,
+                        claim.pipeline_run_id,
+                        exc_info=True,
+                    )
+                    outcome = ("error", (f"{type(exc).__name__}: {exc}", True, None))
+                try:
+                    await self._record(entry, outcome)
+                except Exception:
+                    # The lease runs out and the stage is claimed again: nothing is lost.
+                    log.exception("could not record stage %s of %s", *claim.key[::-1])
+            if scope.cancelled_caught and ctx is not None:
+                with anyio.CancelScope(shield=True):
+                    await ctx.run_cancel_hooks()
+        finally:
+            self._running.pop(claim.key, None)
+            self._wake.set()
