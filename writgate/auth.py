@@ -68,7 +68,7 @@ class KeyStore:
         if not _ORG.match(org_id):
             raise InputError(
                 f"org {org_id!r} is invalid: use lower-case letters, digits, '.', '_' or '-'",
-                field="org",
+                field="--org",
             )
         token = "wg_" + secrets.token_urlsafe(32)
         key = ApiKey(

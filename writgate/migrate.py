@@ -19,7 +19,7 @@ from sqlalchemy import MetaData, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from .errors import StoreError
+from .errors import ConfigError, StoreError
 
 __all__ = ["current_heads", "schema_differences", "upgrade"]
 
@@ -47,10 +47,22 @@ async def upgrade(engine: AsyncEngine, version_locations: Iterable[Path] = ()) -
         command.upgrade(_config(locations, connection), "heads")
 
     try:
+        async with engine.connect() as probe:
+            await probe.execute(text("SELECT 1"))
+    except Exception as exc:  # any driver error here means "cannot reach the database"
+        where = engine.url.render_as_string(hide_password=True)
+        raise ConfigError(f"cannot open the database {where}: {_first_line(exc)}") from exc
+    try:
         async with engine.begin() as conn:
             await conn.run_sync(run)
     except Exception as exc:  # the driver's own errors are not for users
-        raise StoreError(f"database migration failed: {type(exc).__name__}: {exc}") from exc
+        raise StoreError(f"database migration failed: {_first_line(exc)}") from exc
+
+
+def _first_line(exc: BaseException) -> str:
+    origin = getattr(exc, "orig", None) or exc
+    text_ = str(origin).strip().splitlines()
+    return f"{type(origin).__name__}: {text_[0] if text_ else ''}".rstrip(": ")
 
 
 async def current_heads(engine: AsyncEngine) -> set[str]:

@@ -14,8 +14,11 @@ from pathlib import Path
 from typing import Any
 
 from passport import KeyFileError, generate_signing_key, load_public_key
+from writgate.app.database import Database
+from writgate.auth import ApiKey, KeyStore
+from writgate.settings import Settings
 
-from ._common import print_json
+from ._common import print_json, run_async, with_database
 
 
 def _register_signing(actions: Any) -> None:
@@ -38,8 +41,29 @@ def _register_signing(actions: Any) -> None:
     show.set_defaults(handler=_show_public)
 
 
+def _register_create(actions: Any) -> None:
+    create = actions.add_parser("create", help="create an API key for an org (printed once)")
+    create.add_argument("--org", required=True, help="the org the key belongs to")
+    create.add_argument("--name", default="", help="a label for the key")
+    create.add_argument("--json", action="store_true")
+    create.set_defaults(handler=_create_api_key)
+
+
+def _create_api_key(args: argparse.Namespace) -> int:
+    async def go(database: Database, _settings: Settings) -> tuple[ApiKey, str]:
+        return await KeyStore(engine=database.engine).create(args.org, name=args.name)
+
+    key, token = run_async(lambda: with_database(go))
+    if args.json:
+        print_json({"id": key.id, "org": key.org_id, "name": key.name, "key": token})
+    else:
+        print(token)
+        print(f"API key {key.id} for org {key.org_id}: shown once, store it now.", file=sys.stderr)
+    return 0
+
+
 # Each entry adds one sub-group to ``writgate keys``.
-SUBGROUPS: list[Callable[[Any], None]] = [_register_signing]
+SUBGROUPS: list[Callable[[Any], None]] = [_register_create, _register_signing]
 
 
 def register(commands: Any) -> None:
