@@ -6,6 +6,8 @@ from .change import Change, ChangedFile, load_change
 from .errors import JudgeError, MergeRefused, ReviewConfigError, ReviewerError
 from .export import to_rdjson, to_rdjsonl, to_sarif
 from .findings import Finding, fingerprint
+from .gate import MergeGate, decision_url, public_url_from_env
+from .publish import Publisher, render_check_summary, status_description
 from .review import ReviewerOutcome, ReviewResult, review_change, run_reviewers
 from .reviewers import (
     BUILTIN_REVIEWERS,
@@ -15,27 +17,38 @@ from .reviewers import (
     register_reviewer,
     resolve_reviewers,
 )
+from .store import DecisionStore, GateDecision, ReviewRun, ReviewStore
 
-__all__ = [
+__all__ = [  # noqa: RUF022 (plain sorted order, checked by a test)
     "BUILTIN_REVIEWERS",
-    "DEFAULT_REVIEWERS",
     "Change",
     "ChangedFile",
+    "DEFAULT_REVIEWERS",
+    "DecisionStore",
     "Finding",
+    "GateDecision",
     "JudgeError",
+    "MergeGate",
     "MergeRefused",
+    "Publisher",
     "ReviewConfigError",
     "ReviewResult",
+    "ReviewRun",
+    "ReviewStore",
     "Reviewer",
     "ReviewerError",
     "ReviewerOutcome",
     "create_reviewer",
+    "decision_url",
     "fingerprint",
     "load_change",
+    "public_url_from_env",
     "register_reviewer",
+    "render_check_summary",
     "resolve_reviewers",
     "review_change",
     "run_reviewers",
+    "status_description",
     "to_rdjson",
     "to_rdjsonl",
     "to_sarif",
