@@ -39,7 +39,7 @@ from .publish import branch_name, publish_change
 from .store import RunRecord, RunStore
 from .validation import run_validation
 
-__all__ = ["Executor", "provenance_trailers"]
+__all__ = ["Executor", "driver_of", "provenance_trailers"]
 
 log = logging.getLogger("writgate.writer")
 L = Lifecycle
@@ -53,7 +53,7 @@ def _iso(value: datetime) -> str:
     return value.isoformat().replace("+00:00", "Z")
 
 
-def _driver_of(spec: CreateRunRequest) -> tuple[str, list[str] | None]:
+def driver_of(spec: CreateRunRequest) -> tuple[str, list[str] | None]:
     if spec.agent is not None:
         return spec.agent.driver, spec.agent.argv
     entry = load_catalog().get(spec.model_id or "")
@@ -63,7 +63,7 @@ def _driver_of(spec: CreateRunRequest) -> tuple[str, list[str] | None]:
 def provenance_trailers(record: RunRecord) -> str:
     """The commit trailers that carry a run's provenance."""
     spec = record.spec
-    driver, _ = _driver_of(spec)
+    driver, _ = driver_of(spec)
     return f"Writgate-Run: {record.id}\nAssisted-by: {driver}:{spec.model_id or 'none'}"
 
 
@@ -310,7 +310,7 @@ class Executor:
         async def emit(type: str, data: Mapping[str, Any]) -> None:
             await self.store.record(org_id, run_id, type, data)
 
-        driver, argv = _driver_of(spec)
+        driver, argv = driver_of(spec)
         context = TurnContext(
             run_id=run_id,
             turn=number,
