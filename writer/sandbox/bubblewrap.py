@@ -138,6 +138,8 @@ def bwrap_argv(command: BwrapCommand) -> list[str]:
     args += ["--bind", str(command.workspace), WORKDIR]
     if command.egress_socket is not None:
         args += ["--bind", str(command.egress_socket), EGRESS_SOCKET]
+    # The root (and /etc, /run…) is bwrap's own tmpfs: read-only once the binds are in place.
+    args += ["--remount-ro", "/"]
     for name, value in command.env.items():
         args += ["--setenv", name, value]
     args += ["--chdir", command.cwd, "--", *command.argv]

@@ -47,6 +47,7 @@ __all__ = ["LocalProvider", "LocalSandbox"]
 
 log = logging.getLogger(__name__)
 
+_BWRAP_ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"}
 _MAX_CAPTURE = 16 * 1024 * 1024  # bytes of stdout/stderr kept in an ExecResult, per stream
 _DRAIN_SECONDS = 5.0  # how long to wait for output after the sandbox was killed
 _GIT_ENV = {
@@ -227,6 +228,9 @@ class LocalSandbox:
         if self._closed:
             return
         self._closed = True
+        self._provider._forget(self.id)
+        if emit:
+            await self._emit(f"sandbox.{reason}", {})
         if self._expiry is not None and self._expiry is not asyncio.current_task():
             self._expiry.cancel()
         for process in list(self._processes):
@@ -242,9 +246,6 @@ class LocalSandbox:
         await asyncio.to_thread(shutil.rmtree, self.directory, True)
         if self._cgroup is not None:
             await _remove_cgroup(self._cgroup)
-        self._provider._forget(self.id)
-        if emit:
-            await self._emit(f"sandbox.{reason}", {})
 
     async def is_alive(self) -> bool:
         """Whether the sandbox is open and its workspace still exists."""
@@ -432,19 +433,22 @@ class LocalSandbox:
                 stderr=asyncio.subprocess.PIPE,
                 start_new_session=True,
                 preexec_fn=preexec,
+                # bwrap's own PID 1 inside the sandbox keeps bwrap's environment (its
+                # /proc/1/environ is readable there): it must not inherit writgate's.
+                env=_BWRAP_ENV,
             )
         except OSError as exc:
             raise SandboxError(f"cannot start the sandbox process: {exc}") from exc
         self._processes.add(process)
         self._idle.clear()
         timed_out = False
+        assert process.stdout is not None and process.stderr is not None
+        out = _Capture("stdout", on_output)
+        err = _Capture("stderr", on_output)
+        readers = asyncio.gather(
+            out.consume(process.stdout), err.consume(process.stderr), _feed(process, stdin)
+        )
         try:
-            assert process.stdout is not None and process.stderr is not None
-            out = _Capture("stdout", on_output)
-            err = _Capture("stderr", on_output)
-            readers = asyncio.gather(
-                out.consume(process.stdout), err.consume(process.stderr), _feed(process, stdin)
-            )
             try:
                 await asyncio.wait_for(asyncio.shield(readers), deadline)
             except TimeoutError:
@@ -452,18 +456,16 @@ class LocalSandbox:
                 _kill(process)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(asyncio.shield(readers), _DRAIN_SECONDS)
-            if not readers.done():
-                readers.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await readers
-            else:
-                readers.result()
+            if readers.done():
+                readers.result()  # a failing output sink fails the exec
             code = await process.wait()
         finally:
             if process.returncode is None:
                 _kill(process)
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(process.wait(), _DRAIN_SECONDS)
+            if not readers.done():
+                readers.cancel()
+            with contextlib.suppress(BaseException):
+                await asyncio.wait_for(asyncio.shield(readers), _DRAIN_SECONDS)
             self._processes.discard(process)
             if not self._processes:
                 self._idle.set()
