@@ -43,7 +43,7 @@ def compose(text: str, source: str) -> yaml.Node | None:
         return yaml.compose(text, Loader=yaml.SafeLoader)  # type: ignore[no-any-return]
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
-        problem = exc.problem or exc.context or "malformed document"
+        problem = "; ".join(part for part in (exc.context, exc.problem) if part) or "malformed"
         raise PolicyError(
             f"invalid YAML: {problem}",
             file=source,

@@ -591,7 +591,7 @@ def parse_approvals(reader: Reader, attribute: str, node: yaml.Node, field: str)
             source = reader.mapping(value, sub, "a mapping {users?, teams?}")
             reader.check_keys(source, sub, ("users", "teams"))
             if not source:
-                reader.expected(value, sub, "a mapping with users and/or teams")
+                reader.fail(value, sub, "expected users and/or teams, found an empty mapping")
             for source_key, _, source_value in source:
                 names = tuple(reader.strings(source_value, join(sub, source_key), "a name"))
                 if source_key == "users":
@@ -728,11 +728,16 @@ def parse_condition(
         return CheckCondition(key, key[len("checks.") :], matcher.values)
     known = [*ATTRIBUTES, "all", "any", "not", "metadata.<key>", "checks.<context>"]
     close = difflib.get_close_matches(key, known, n=1)
-    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    if close:
+        reader.fail(
+            key_node,
+            field,
+            f"unknown attribute {key!r}; did you mean {close[0]!r}? "
+            "(`writgate policy schema` lists every attribute)",
+        )
     reader.fail(
-        key_node,
-        field,
-        f"unknown attribute {key!r}{hint}; expected all, any, not or one of: " + ", ".join(known),
+        key_node, field, f"unknown attribute {key!r}; expected all, any, not or one of: "
+        + ", ".join(known)
     )
 
 
