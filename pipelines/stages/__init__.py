@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 Handler = Callable[[StageContext], Awaitable[Mapping[str, Any]]]
 
 _HANDLERS: dict[str, Handler] = {}
-_BUILTIN_MODULES = ("command", "python", "writer")
+_BUILTIN_MODULES = ("command", "python", "writer", "review", "passport", "gate")
 _loaded = False
 
 

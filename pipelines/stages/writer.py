@@ -14,9 +14,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from passport import writer_from_run
 from writer.lifecycle import Lifecycle
 from writer.models import CreateRunRequest
-from writer.provenance import writer_provenance
 from writer.service import WriterService
 
 from ..context import StageContext
@@ -97,7 +97,7 @@ async def run_writer(ctx: StageContext) -> Mapping[str, Any]:
         "pullRequest": pr,
         "pullRequestNumber": pr["number"] if pr else None,
         "validation": result.get("validation"),
-        "provenance": writer_provenance(record),
+        "provenance": writer_from_run(record.to_model().model_dump(mode="json", by_alias=True)),
     }
 
 
