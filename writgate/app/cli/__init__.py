@@ -25,6 +25,9 @@ GROUPS = (
     "policy",
     "passport",
     "keys",
+    "run",
+    "pipeline",
+    "worker",
 )
 
 
