@@ -4,6 +4,8 @@
 need_apt=()
 command -v git >/dev/null 2>&1 || need_apt+=(git)
 command -v bwrap >/dev/null 2>&1 || need_apt+=(bubblewrap)
+# Sandboxed agents and validation run the system's Python, not the virtual environment's.
+[ -x /usr/bin/python3 ] || need_apt+=(python3)
 for pkg in "${WRITGATE_APT_EXTRA[@]:-}"; do
     [ -n "$pkg" ] && ! dpkg -s "$pkg" >/dev/null 2>&1 && need_apt+=("$pkg")
 done
