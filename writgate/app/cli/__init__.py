@@ -20,11 +20,13 @@ __all__ = ["main"]
 # Command groups, one module each.
 GROUPS = (
     "db",
+    "demo",
     "serve",
     "runs",
     "policy",
     "passport",
     "keys",
+    "forge",
     "run",
     "pipeline",
     "worker",
