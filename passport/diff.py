@@ -10,9 +10,9 @@ every kind of change git can express. Three details make that hold:
   hunk lines and detects ``GIT binary patch`` sections.
 - A type change (file <-> symlink or submodule) is one entry in ``--numstat`` but a deletion plus
   a creation in the patch; the two halves are merged and counted the way git counts them.
-- A 100%-similar rename carries no content in the patch, yet ``--numstat`` reports ``-`` for a
-  binary file: the blob is read and sniffed the way git does (a NUL byte in the first 8000 bytes,
-  or the ``diff`` attribute unset).
+- A 100%-similar rename or a mode-only change carries no content in the patch, yet
+  ``--numstat`` reports ``-`` for a binary file: the blob is read and sniffed the way git does
+  (a NUL byte in the first 8000 bytes, or the ``diff`` attribute unset).
 
 Non-UTF-8 bytes in a path are written as ``\\xNN`` escapes (JSON strings must be Unicode).
 """
@@ -225,7 +225,6 @@ class _Entry:
     kind: str  # added, removed, modified, renamed, copied
     old_mode: str | None
     new_mode: str | None
-    exact: bool  # a 100% similarity rename/copy: no content in the patch
     additions: int
     deletions: int
     binary: bool
@@ -252,7 +251,6 @@ def _parse_section(section: str, *, metadata_only: bool = True) -> _Entry:
     rename_from = rename_to = None
     kind = "modified"
     old_mode = new_mode = None
-    exact = False
     body: list[str] = []
     for line in stream:
         if line.startswith(("@@ ", "GIT binary patch", "Binary files ")):
@@ -276,8 +274,6 @@ def _parse_section(section: str, *, metadata_only: bool = True) -> _Entry:
             old_mode = value[9:]
         elif value.startswith("new mode "):
             new_mode = value[9:]
-        elif value.startswith("similarity index "):
-            exact = value == "similarity index 100%"
         elif value.startswith("index ") and " " in value[6:]:
             mode = value.rsplit(" ", 1)[1]
             old_mode, new_mode = old_mode or mode, new_mode or mode
@@ -327,7 +323,6 @@ def _parse_section(section: str, *, metadata_only: bool = True) -> _Entry:
         kind=kind,
         old_mode=old_mode,
         new_mode=new_mode,
-        exact=exact,
         additions=0 if binary else patched.added,
         deletions=0 if binary else patched.removed,
         binary=binary,
@@ -403,7 +398,9 @@ def _parse(patch: bytes) -> tuple[list[FileStat], dict[int, bytes]]:
             i += 2
             continue
         previous = decode_path(entry.old_path) if entry.kind in ("renamed", "copied") else None
-        if entry.exact and not entry.hunks and not entry.binary:
+        if entry.kind not in ("added", "removed") and not entry.hunks and not entry.binary:
+            # Same content (an exact rename/copy, or a mode change): the patch shows no
+            # content, but --numstat still reports a binary blob as "-".
             unresolved[len(files)] = entry.new_path
         files.append(
             FileStat(
@@ -422,7 +419,7 @@ def _parse(patch: bytes) -> tuple[list[FileStat], dict[int, bytes]]:
 def parse_diff(patch: bytes) -> list[FileStat]:
     """Per-file stats of a pinned diff, from the patch alone.
 
-    A 100%-similar rename of a binary file carries no content, so it reads as text here;
+    An exact rename or mode change of a binary file carries no content, so it reads as text here;
     :func:`read_diff` settles such files from the repository as ``git diff --numstat`` does.
     """
     return _parse(patch)[0]
@@ -440,33 +437,38 @@ def _binary_by_attribute(repo: Path, paths: Sequence[bytes]) -> set[bytes]:
 
 
 def _blob_heads(repo: Path, head: str, paths: Sequence[bytes]) -> dict[bytes, bytes]:
-    """The first bytes of each path's blob at ``head``."""
-    request = b"".join(head.encode() + b":" + path + b"\n" for path in paths)
-    output = run_git_sync(["cat-file", "--batch"], cwd=repo, input=request)
+    """The first bytes of each path's blob at ``head`` (paths that are not blobs are left out)."""
+    listing = run_git_sync(
+        ["--literal-pathspecs", "ls-tree", "-z", "--full-tree", head, "--", *map(_fs, paths)],
+        cwd=repo,
+    )
+    oids: dict[bytes, bytes] = {}
+    for record in listing.split(b"\0"):
+        meta, _, path = record.partition(b"\t")
+        fields = meta.split()
+        if len(fields) == 3 and fields[1] == b"blob":
+            oids[path] = fields[2]
+    order = list(oids.items())
+    request = b"".join(oid + b"\n" for _, oid in order)
+    output = run_git_sync(["cat-file", "--batch"], cwd=repo, input=request) if order else b""
     heads: dict[bytes, bytes] = {}
     position = 0
-    for path in paths:
+    for path, _ in order:
         newline = output.index(b"\n", position)
-        fields = output[position:newline].split()
-        if len(fields) != 3:  # "<name> missing": not a blob (e.g. a submodule)
-            position = newline + 1
-            continue
+        size = int(output[position:newline].split()[2])
         start = newline + 1
-        size = int(fields[2])
         heads[path] = output[start : start + min(size, _SNIFF_BYTES)]
         position = start + size + 1
     return heads
 
 
-def _settle_exact_renames(
+def _settle_unchanged_blobs(
     repo: Path, head: str, files: list[FileStat], unresolved: dict[int, bytes]
 ) -> list[FileStat]:
-    """Mark 100%-similar renames of binary blobs as binary, the way git's diffstat does."""
+    """Mark unchanged binary blobs (exact renames, mode changes) binary, as git's diffstat does."""
     if not unresolved:
         return files
     paths = list(unresolved.values())
-    if any(b"\n" in path for path in paths):  # cat-file --batch reads one name per line
-        raise RevisionError("a renamed path contains a newline; cannot read its blob")
     by_attribute = _binary_by_attribute(repo, paths)
     heads = _blob_heads(repo, head, paths)
     settled = list(files)
@@ -494,7 +496,7 @@ def read_diff_sync(repo: Path | str, base: str, head: str) -> DiffFacts:
     try:
         patch = run_git_sync(diff_command(base, head), cwd=repo)
         files, unresolved = _parse(patch)
-        return _facts(patch, _settle_exact_renames(repo, head, files, unresolved))
+        return _facts(patch, _settle_unchanged_blobs(repo, head, files, unresolved))
     except GitError as exc:
         raise _translate(exc, repo, base, head) from exc
 
