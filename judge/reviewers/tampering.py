@@ -128,13 +128,13 @@ class TestTamperingReviewer:
             if _is_python_test(changed.path) or _is_python_test(changed.base_path):
                 base_text = await change.base_text(changed) if changed.base_path else None
                 head_text = await change.head_text(changed)
-                python_files.append(
-                    _PyFile(
-                        changed,
-                        parse_test_module(base_text) if base_text is not None else None,
-                        parse_test_module(head_text) if head_text is not None else None,
-                    )
-                )
+                base = parse_test_module(base_text) if base_text is not None else None
+                head = parse_test_module(head_text) if head_text is not None else None
+                if (base_text is not None and base is None) or (
+                    head_text is not None and head is None
+                ):
+                    continue  # not valid Python: the ruff reviewer and CI report it
+                python_files.append(_PyFile(changed, base, head))
             findings.extend(self._diff_patterns(changed))
         findings.extend(self._python(python_files))
         return findings
@@ -183,13 +183,23 @@ class TestTamperingReviewer:
             findings.extend(self._compare(file, base_test, head_path, head_test, same_file))
 
         new_tests = [
-            (file.changed.path, test)
+            test
             for file in files
             if file.head is not None
             for test in file.head.tests.values()
             if (file.changed.path, test.name) not in matched_head
         ]
-        findings.extend(self._removed(unexplained, new_tests))
+        # Checks added elsewhere in the change can absorb removed tests (parametrization).
+        extra_capacity = sum(test.capacity for test in new_tests) + sum(
+            max(0, head.capacity - base.capacity) for _f, base, _p, head, _s in pairs
+        )
+        extra_subjects: frozenset[str] = frozenset()
+        for test in new_tests:
+            extra_subjects |= test.subjects
+        for _f, base, _p, head, _s in pairs:
+            if head.capacity > base.capacity:
+                extra_subjects |= head.subjects
+        findings.extend(self._removed(unexplained, extra_capacity, extra_subjects))
 
         for file in files:
             if file.head is None:
@@ -262,21 +272,20 @@ class TestTamperingReviewer:
         return findings
 
     def _removed(
-        self, unexplained: list[tuple[_PyFile, TestInfo]], new_tests: list[tuple[str, TestInfo]]
+        self,
+        unexplained: list[tuple[_PyFile, TestInfo]],
+        extra_capacity: int,
+        extra_subjects: frozenset[str],
     ) -> list[Finding]:
         if not unexplained:
             return []
-        # Several tests folded into parametrized ones: accepted when the new tests call what the
-        # removed ones did and check at least as many cases.
-        new_subjects: frozenset[str] = frozenset()
-        for _path, test in new_tests:
-            new_subjects |= test.subjects
+        # Tests folded into parametrized ones: accepted when the checks added elsewhere in the
+        # change call what the removed tests called and check at least as many cases.
         removed_capacity = sum(test.capacity for _file, test in unexplained)
-        new_capacity = sum(test.capacity for _path, test in new_tests)
         if (
-            new_tests
-            and new_capacity >= removed_capacity
-            and all(test.subjects <= new_subjects for _file, test in unexplained)
+            extra_capacity > 0
+            and extra_capacity >= removed_capacity
+            and all(test.subjects <= extra_subjects for _file, test in unexplained)
         ):
             return []
         findings = []
@@ -394,16 +403,16 @@ class TestTamperingReviewer:
         for suffix_pattern, regex in _REMOVED_TESTS:
             if not suffix_pattern.search(path):
                 continue
-            added_names = {
-                m.group("name") for line in changed.added_lines.values()
-                if (m := regex.search(line))
-            }  # fmt: skip
-            for line in changed.removed_lines.values():
-                match = regex.search(line)
-                if match and match.group("name") not in added_names:
+            added = [m.group("name") for line in changed.added_lines.values()
+                     if (m := regex.search(line))]  # fmt: skip
+            removed = [(m.group("name"), line) for line in changed.removed_lines.values()
+                       if (m := regex.search(line))]  # fmt: skip
+            gone = [(name, line) for name, line in removed if name not in added]
+            # As many tests declared as removed: renamed in place, not removed.
+            if len(removed) > len(added):
+                for name, line in gone[: len(removed) - len(added)]:
                     findings.append(self._finding(
-                        "test-removed", "error",
-                        path, None, f"Test `{match.group('name')}` was removed.", line,
+                        "test-removed", "error", path, None, f"Test `{name}` was removed.", line,
                     ))  # fmt: skip
         removed_asserts = sum(1 for line in changed.removed_lines.values()
                               if _ASSERTION_LINE.search(line))  # fmt: skip
