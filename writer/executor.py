@@ -29,6 +29,7 @@ from writer.sandbox import (
     SandboxSpec,
 )
 from writgate.git import run_git
+from writgate.owners import new_owner_id, owner_is_dead
 
 from .agents import TurnContext, TurnResult, agent_for
 from .catalog import credits_for, load_catalog
@@ -91,6 +92,7 @@ class Executor:
         self._busy: set[str] = set()
         self._task_group: TaskGroup | None = None
         self._wake = anyio.Event()
+        self.owner = new_owner_id()
 
     # -- background service ------------------------------------------------------------------
 
@@ -115,20 +117,26 @@ class Executor:
         """Look for queued runs now."""
         self._wake.set()
 
+    def _orphaned(self, record: RunRecord) -> bool:
+        """Whether nobody alive drives ``record`` (its owner process on this host is gone)."""
+        if record.owner == self.owner:
+            return False
+        return record.owner is None or owner_is_dead(record.owner)
+
     async def recover(self) -> None:
-        """Settle runs a dead process left behind."""
+        """Settle the runs whose driving process died (never another live process's runs)."""
         for run_id in await self.store.ids_in("*", [L.STARTING, L.RUNNING]):
             org = await self.store.org_of(run_id)
-            await self._fail(
-                org,
-                run_id,
-                "sandbox_lost",
-                "the process running this run stopped; its sandbox is gone",
-            )
+            if self._orphaned(await self.store.get(org, run_id)):
+                await self._fail(
+                    org,
+                    run_id,
+                    "sandbox_lost",
+                    "the process running this run stopped; its sandbox is gone",
+                )
         for run_id in await self.store.ids_in("*", [L.AWAITING_FOLLOW_UP]):
             org = await self.store.org_of(run_id)
-            record = await self.store.get(org, run_id)
-            if record.sandbox_id is None or await self.provider.attach(record.sandbox_id) is None:
+            if self._orphaned(await self.store.get(org, run_id)):
                 await self._expire(org, run_id, reason="sandbox_lost")
 
     async def _expiry_loop(self) -> None:
@@ -140,6 +148,8 @@ class Executor:
                     continue
                 org = await self.store.org_of(run_id)
                 record = await self.store.get(org, run_id)
+                if record.owner != self.owner and not self._orphaned(record):
+                    continue  # another live process keeps this session
                 expires = record.session_expires_at
                 sandbox = self._sandboxes.get(run_id)
                 alive = sandbox is not None and await sandbox.is_alive()
@@ -205,7 +215,9 @@ class Executor:
 
     async def _drive_first_turn(self, org_id: str, run_id: str) -> None:
         try:
-            record = await self.store.transition(org_id, run_id, L.STARTING, expect=[L.QUEUED])
+            record = await self.store.transition(
+                org_id, run_id, L.STARTING, expect=[L.QUEUED], owner=self.owner
+            )
         except WriterError:
             self._busy.discard(run_id)
             return

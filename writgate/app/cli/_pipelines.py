@@ -17,6 +17,7 @@ from pipelines.records import PipelineRun
 from pipelines.service import PipelineService
 from pipelines.worker import Worker
 from writgate.app.database import Database
+from writgate.app.services import make_services
 from writgate.errors import ConfigError
 from writgate.ledger import Event
 from writgate.settings import Settings
@@ -62,8 +63,16 @@ def worker_options() -> dict[str, Any]:
 async def pipeline_service(
     database: Database, settings: Settings, *, with_services: bool = True
 ) -> AsyncIterator[PipelineService]:
-    """The pipelines service of this process, with the domain services its stages use."""
+    """The pipelines service of this process, with the domain services its stages use.
+
+    The writer's executor first settles runs that a dead process left mid-flight, so a writer
+    stage that re-attaches to its run after a crash never waits for a run nobody drives.
+    """
     services: dict[str, Any] = {}
+    if with_services:
+        wired = make_services(settings, database.engine, database.ledger)
+        await wired.executor.recover()
+        services.update(writer=wired.writer, forge_for=wired.forge_for)
     yield PipelineService(
         engine=database.engine, ledger=database.ledger, settings=settings, services=services
     )

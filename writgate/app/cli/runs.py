@@ -133,7 +133,7 @@ def _follow(args: argparse.Namespace) -> int:
             if event.type.startswith("run."):
                 record = await store.get(settings.org, args.run_id)
                 if not args.json:
-                    sys.stderr.write(f"\r[{record.lifecycle.value}]\n")
+                    sys.stderr.write(f"      [{event.data.get('lifecycle', '?')}]\n")
                 settled = record.lifecycle in TERMINAL or record.awaiting
                 if settled and await database.ledger.last_seq(args.run_id) <= event.seq:
                     break
