@@ -41,7 +41,7 @@ from .errors import (
 from .limits import Cgroup, cgroup_support, prlimit_prefix
 from .protocol import ExecResult, OutputSink, SandboxEvent, SandboxEventSink, SandboxSpec
 from .validation import check_env, validate_spec
-from .workspace import MIRROR, Checkout, check_out, release
+from .workspace import DIFF_SCRIPT, MIRROR, Checkout, check_out, release
 
 __all__ = ["LocalProvider", "LocalSandbox"]
 
@@ -56,17 +56,6 @@ _GIT_ENV = {
     "GIT_TERMINAL_PROMPT": "0",
     "LC_ALL": "C",
 }
-# Runs inside the sandbox: stage everything into a throw-away index (the real one is untouched)
-# and print the binary diff against the base.
-_DIFF_SCRIPT = """set -e
-index=$(mktemp)
-trap 'rm -f "$index"' EXIT
-if [ -f .git/index ]; then cp .git/index "$index"; else rm -f "$index"; fi
-export GIT_INDEX_FILE="$index"
-git add -A
-git diff --cached --binary --full-index --find-renames --no-color --no-ext-diff --no-textconv \
-    "$1" --
-"""
 
 
 def _passwd() -> str:
@@ -342,7 +331,7 @@ class LocalSandbox:
         if base.startswith("-") or not base.strip():
             raise SandboxSpecError(f"invalid base {base!r}", field="base")
         code, out, err, _, _ = await self._run(
-            ["sh", "-c", _DIFF_SCRIPT, "sh", base], env=_GIT_ENV, timeout=600
+            ["sh", "-c", DIFF_SCRIPT, "sh", base], env=_GIT_ENV, timeout=600
         )
         if code != 0:
             raise SandboxError(f"git diff failed in the sandbox: {_last_line(err)}")

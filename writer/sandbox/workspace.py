@@ -20,11 +20,22 @@ from writgate.git import GitError, mirror, run_git
 
 from .errors import SandboxSetupError
 
-__all__ = ["MIRROR", "Checkout", "check_out", "release"]
+__all__ = ["DIFF_SCRIPT", "MIRROR", "Checkout", "check_out", "fetch_ref", "release"]
 
 MIRROR = "/mirror.git"
 """Where the mirror is bound (read-only) inside the sandbox; the workspace's ``origin``."""
 
+# Runs inside a sandbox with the base commit as $1: stage everything into a throw-away index (the
+# workspace's own index is untouched) and print the binary diff against the base.
+DIFF_SCRIPT = """set -e
+index=$(mktemp)
+trap 'rm -f "$index"' EXIT
+if [ -f .git/index ]; then cp .git/index "$index"; else rm -f "$index"; fi
+export GIT_INDEX_FILE="$index"
+git add -A
+git diff --cached --binary --full-index --find-renames --no-color --no-ext-diff --no-textconv \\
+    "$1" --
+"""
 _KEEP_REF = "refs/writgate/sandboxes/"
 _COMMIT = re.compile(r"^[0-9a-f]{40}([0-9a-f]{24})?$")
 
@@ -39,6 +50,18 @@ class Checkout:
     """The commit id the workspace was checked out at."""
     branch: str | None
     """The local branch checked out, when ``ref`` named a branch of the repository."""
+
+
+async def fetch_ref(mirrors: Path, url: str, ref: str) -> tuple[Path, str, str | None]:
+    """Bring the mirror of ``url`` up to date; (mirror path, commit id, branch name or None)."""
+    if ref.startswith("-") or not ref.strip():
+        raise SandboxSetupError(f"invalid ref {ref!r}", ref=ref)
+    try:
+        mirror_path = await mirror(mirrors, url, refs=[] if _is_branch_like(ref) else [ref])
+    except GitError as exc:
+        raise SandboxSetupError(f"cannot fetch the repository: {exc}", ref=ref) from exc
+    base, branch = await _resolve(mirror_path, ref)
+    return mirror_path, base, branch
 
 
 async def _resolve(mirror_path: Path, ref: str) -> tuple[str, str | None]:
@@ -62,11 +85,8 @@ async def check_out(
 
     ``workspace`` must be ``<sandbox directory>/workspace``; the mirror link is created next to it.
     """
-    if ref.startswith("-") or not ref.strip():
-        raise SandboxSetupError(f"invalid ref {ref!r}", ref=ref)
+    mirror_path, base, branch = await fetch_ref(mirrors, url, ref)
     try:
-        mirror_path = await mirror(mirrors, url, refs=[] if _is_branch_like(ref) else [ref])
-        base, branch = await _resolve(mirror_path, ref)
         await run_git(["update-ref", f"{_KEEP_REF}{sandbox_id}", base], cwd=mirror_path)
         await run_git(
             [
