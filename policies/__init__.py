@@ -12,10 +12,10 @@ from .evaluator import Decision, RuleResult, RuleState, evaluate
 from .loader import LANGUAGE_VERSION, LIBRARY_DIR, library_path, load_policy, parse_policy
 from .model import Policy, Rule
 
-__all__ = [
+__all__ = [  # noqa: RUF022 (plain sorted order, checked by a test)
+    "Decision",
     "LANGUAGE_VERSION",
     "LIBRARY_DIR",
-    "Decision",
     "Policy",
     "PolicyError",
     "Rule",
