@@ -222,7 +222,8 @@ async def test_keep_alive_and_attach_return_the_same_warm_sandbox(
     await sandbox.keep_alive(60)
     started = time.perf_counter()
     again = await provider.attach(sandbox.id)
-    assert time.perf_counter() - started < 0.05
+    if provider.name == "local":  # in-process; a cloud provider asks its API
+        assert time.perf_counter() - started < 0.05
     assert again is not None and again.id == sandbox.id
     assert await again.read_file("turn1.txt") == b"first turn\n"
     assert await provider.attach("sbx_01aaaaaaaaaaaaaaaaaaaaaaaa") is None

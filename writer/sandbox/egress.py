@@ -8,9 +8,11 @@ bound into the sandbox (a bridge inside forwards ``127.0.0.1:3128`` to it, and `
 - a plain HTTP request in absolute form (``GET http://host/path``) or with a ``Host`` header:
   forwarded to allowlisted hosts as one request per connection (``Connection: close``).
 
-Every decision is reported to ``on_egress(host, port, allowed)``. The allowlist holds exact host
-names, ``*.`` wildcards (any sub-domain, not the domain itself), IP literals, and optionally a
-``:port`` suffix restricting the port.
+Every decision is reported to ``on_egress(host, port, allowed)`` before it takes effect; when that
+callback fails, the connection is denied (an egress that cannot be recorded does not happen).
+
+The allowlist holds exact host names, ``*.`` wildcards (any sub-domain, not the domain itself), IP
+literals, and optionally a ``:port`` suffix restricting the port.
 """
 
 from __future__ import annotations
@@ -179,7 +181,9 @@ class EgressProxy:
         try:
             await self.on_egress(host, port, allowed)
         except Exception:
-            log.exception("egress callback failed")
+            # An egress that cannot be recorded does not happen (fail closed).
+            log.exception("egress callback failed; denying %s:%s", host, port)
+            return False
         return allowed
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
