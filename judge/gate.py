@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -92,9 +93,11 @@ class MergeGate:
         ledger: Ledger | None = None,
         forge: Forge | None = None,
         public_url: str | None = None,
+        home: Path | None = None,
     ):
         from passport import PassportStore
 
+        self.home = Path(home) if home is not None else Path(".writgate").absolute()
         self.engine = engine
         self.ledger = ledger or Ledger(engine=engine)
         self.forge = forge
@@ -102,7 +105,7 @@ class MergeGate:
         self.decisions = DecisionStore(engine=engine, ledger=self.ledger)
         self.passports = PassportStore(engine=engine)
 
-    def _forge_for(self, org_id: str) -> Forge:
+    def forge_for(self, org_id: str) -> Forge:
         if self.forge is None:
             raise ConfigError("publishing needs a forge; none is configured for the merge gate")
         for_org = getattr(self.forge, "for_org", None)
@@ -112,7 +115,7 @@ class MergeGate:
     def publisher(self, org_id: str) -> Publisher:
         """The status-check publisher for ``org_id``."""
         return Publisher(
-            forge=self._forge_for(org_id),
+            forge=self.forge_for(org_id),
             public_url=self.public_url,
             context=self.status_context,
         )
@@ -198,7 +201,7 @@ class MergeGate:
         """
         from policies import parse_policy
 
-        forge = self._forge_for(org_id)
+        forge = self.forge_for(org_id)
         pr = await forge.get_pull_request(repository, number)
         current = await self.decisions.current(org_id, repository=repository, pr_number=number)
         if current is None or current.head_sha != pr.head_sha:
@@ -256,7 +259,7 @@ class MergeGate:
 
     async def merge(self, org_id: str, *, repository: str, number: int) -> PullRequest:
         """Merge the PR through the forge, only when its current decision allows its head."""
-        forge = self._forge_for(org_id)
+        forge = self.forge_for(org_id)
         pr = await forge.get_pull_request(repository, number)
         current = await self.decisions.current(org_id, repository=repository, pr_number=number)
         if current is None or current.head_sha != pr.head_sha:

@@ -27,6 +27,8 @@ ROUTERS: tuple[tuple[str, str], ...] = (
     ("writer.api", "router"),
     ("forge.api", "router"),
     ("forge.api", "github_router"),
+    ("judge.api", "review_router"),
+    ("judge.api", "gate_router"),
 )
 
 # Domain errors -> HTTP status. Subclasses inherit their parent's status.

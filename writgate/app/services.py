@@ -11,6 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from forge.local import LocalForge
 from forge.protocol import Forge
 from forge.webhooks import TriggerStore, WebhookSettings
+from judge.gate import MergeGate, public_url_from_env
+from judge.store import ReviewStore
 from writer.executor import Executor
 from writer.sandbox import SandboxProvider, provider_for
 from writer.service import WriterService
@@ -78,6 +80,14 @@ def build_services(state: AppState) -> None:
         engine=state.engine, ledger=state.ledger, home=state.settings.home
     )
     state.services["forge.triggers"] = TriggerStore(engine=state.engine)
+    state.services["judge.reviews"] = ReviewStore(engine=state.engine, ledger=state.ledger)
+    state.services["judge.gate"] = MergeGate(
+        engine=state.engine,
+        ledger=state.ledger,
+        forge=state.services["forge.local"],
+        public_url=public_url_from_env(),
+        home=state.settings.home,
+    )
     state.services["forge.github.webhook"] = WebhookSettings(
         os.environ.get("WRITGATE_GITHUB_WEBHOOK_SECRET")
     )
