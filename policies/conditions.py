@@ -487,7 +487,7 @@ class CheckCondition:
     expected: tuple[str, ...]
 
     def evaluate(self, facts: Facts) -> Outcome:
-        checks = facts.pr_state("checks", f"check {self.context}")
+        checks = facts.pr_state("checks")
         if not isinstance(checks, Mapping):
             raise Missing("the PR state's checks is not an object")
         raw = checks.get(self.context)
@@ -524,8 +524,8 @@ class ApprovalsCondition:
         return (" from " + " or ".join(parts)) if parts else ""
 
     def evaluate(self, facts: Facts) -> Outcome:
-        reviews = facts.pr_state("reviews", "approvals")
-        head = facts.pr_state("headSha", "head commit")
+        reviews = facts.pr_state("reviews")
+        head = facts.pr_state("headSha")
         author = facts.pull_request("author")
         if not isinstance(reviews, list):
             raise Missing("the PR state's reviews is not a list")
@@ -736,8 +736,9 @@ def parse_condition(
             "(`writgate policy schema` lists every attribute)",
         )
     reader.fail(
-        key_node, field, f"unknown attribute {key!r}; expected all, any, not or one of: "
-        + ", ".join(known)
+        key_node,
+        field,
+        f"unknown attribute {key!r}; expected all, any, not or one of: " + ", ".join(known),
     )
 
 

@@ -157,10 +157,10 @@ class Facts:
                 return base
         raise Missing(f"no PR state gives the pull request's {key}")
 
-    def pr_state(self, key: str, what: str) -> Any:
+    def pr_state(self, key: str) -> Any:
         """A field only the live PR state has (reviews, checks, headSha); may still arrive."""
         if self.pr is None:
-            raise Missing(f"no PR state yet ({what} unknown)", may_arrive=True)
+            raise Missing("no PR state yet", may_arrive=True)
         if key not in self.pr:
             raise Missing(f"the PR state has no {key}", may_arrive=key != "headSha")
         return self.pr[key]
