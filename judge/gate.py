@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -34,7 +35,15 @@ if TYPE_CHECKING:
     from forge import Forge, PullRequest
     from policies import Policy
 
-__all__ = ["DEFAULT_PUBLIC_URL", "MergeGate", "decision_url", "public_url_from_env"]
+__all__ = [
+    "DEFAULT_PUBLIC_URL",
+    "MergeGate",
+    "Verdict",
+    "decide",
+    "pr_state_of",
+    "decision_url",
+    "public_url_from_env",
+]
 
 DEFAULT_PUBLIC_URL = "http://127.0.0.1:8080"
 _HEAD_RULE = "passport-matches-head"
@@ -51,7 +60,7 @@ def decision_url(public_url: str, decision_id: str) -> str:
     return f"{public_url.rstrip('/')}/gate/decisions/{decision_id}"
 
 
-def _pr_state(pr: PullRequest | Mapping[str, Any] | None) -> dict[str, Any] | None:
+def pr_state_of(pr: PullRequest | Mapping[str, Any] | None) -> dict[str, Any] | None:
     if pr is None:
         return None
     to_state = getattr(pr, "to_pr_state", None)
@@ -79,6 +88,44 @@ def _statement_repository(statement: Mapping[str, Any]) -> str | None:
     change = (statement.get("predicate") or {}).get("change") or {}
     repository = change.get("repository")
     return repository if isinstance(repository, str) and repository else None
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """A decision before it is stored: the policy's decision, adjusted for the PR head."""
+
+    decision: str
+    rules: list[dict[str, Any]]
+    policy_name: str
+    policy_digest: str
+    head_sha: str | None
+
+
+def decide(
+    policy: Policy, statement: Mapping[str, Any], pr_state: Mapping[str, Any] | None
+) -> Verdict:
+    """Evaluate ``policy``; a passport for another head than the PR's is ``pending``."""
+    from policies import evaluate
+
+    result = evaluate(policy, statement, pr_state)
+    decision: str = result.decision
+    rules = [rule.to_json() for rule in result.rules]
+    passport_head = _statement_head(statement)
+    pr_head = pr_state.get("headSha") if pr_state else None
+    if isinstance(pr_head, str) and pr_head and passport_head and pr_head != passport_head:
+        decision = "pending"
+        rules.insert(0, {
+            "name": _HEAD_RULE,
+            "kind": "require",
+            "state": "pending",
+            "reasons": [
+                f"the passport is for {passport_head[:12]} but the pull request head is "
+                f"{pr_head[:12]}: build and evaluate a passport for the new head"
+            ],
+            "message": None,
+        })  # fmt: skip
+    head = pr_head if isinstance(pr_head, str) and pr_head else passport_head
+    return Verdict(decision, rules, result.policy_name, result.policy_digest, head)
 
 
 class MergeGate:
@@ -133,41 +180,24 @@ class MergeGate:
     ) -> GateDecision:
         """Decide, store the decision, and publish it when ``publish`` (needs a forge and a PR)."""
         from passport import check_statement, passport_id
-        from policies import evaluate
 
         statement = check_statement(dict(statement), "statement")
-        pr_state = _pr_state(pr)
+        pr_state = pr_state_of(pr)
         repository = (
             repository or getattr(pr, "repository", None) or _statement_repository(statement)
         )
-        passport_head = _statement_head(statement)
-        result = evaluate(policy, statement, pr_state)
-        decision_value: str = result.decision
-        rules = [rule.to_json() for rule in result.rules]
-        pr_head = pr_state.get("headSha") if pr_state else None
-        if pr_head and passport_head and pr_head != passport_head:
-            decision_value = "pending"
-            rules.insert(0, {
-                "name": _HEAD_RULE,
-                "kind": "require",
-                "state": "pending",
-                "reasons": [
-                    f"the passport is for {passport_head[:12]} but the pull request head is "
-                    f"{pr_head[:12]}: build and evaluate a passport for the new head"
-                ],
-                "message": None,
-            })  # fmt: skip
+        verdict = decide(policy, statement, pr_state)
         stored = await self.passports.save(org_id, statement, envelope)
         decision = await self.decisions.record(
             org_id,
-            decision=decision_value,
-            rules=rules,
-            policy_name=result.policy_name,
-            policy_digest=result.policy_digest,
+            decision=verdict.decision,
+            rules=verdict.rules,
+            policy_name=verdict.policy_name,
+            policy_digest=verdict.policy_digest,
             policy=policy.to_json(),
             passport_id=passport_id(statement),
             passport_ref=stored.id,
-            head_sha=pr_head or passport_head,
+            head_sha=verdict.head_sha,
             repository=repository,
             pr_number=pr_state.get("number") if pr_state else None,
             pr_state=pr_state,

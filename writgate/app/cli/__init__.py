@@ -30,6 +30,8 @@ GROUPS = (
     "run",
     "pipeline",
     "worker",
+    "review",
+    "gate",
 )
 
 
