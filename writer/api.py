@@ -189,27 +189,19 @@ def _sse(event_id: int | None, event: str, data: Any) -> bytes:
 async def _stream(
     ledger: Ledger, writer: WriterService, org: str, run_id: str, after: int, heartbeat: float
 ) -> AsyncIterator[bytes]:
-    terminal = {
-        f"run.{s.value}"
-        for s in Lifecycle
-        if s.value in ("succeeded", "failed", "cancelled", "expired")
-    }
+    terminal = {f"run.{state}" for state in ("succeeded", "failed", "cancelled", "expired")}
     yield b": connected\n\n"
-    while True:
-        events = await ledger.read(run_id, org_id=org, after=after, limit=500)
-        for event in events:
-            after = event.seq
-            yield _sse(event.seq, event.type, event.to_json())
-            if event.type in terminal:
-                yield _sse(None, "done", {"runId": run_id, "lastEventId": event.seq})
-                return
-        if not events:
-            record = await writer.get(org, run_id)
-            if record.terminal and await ledger.last_seq(run_id) <= after:
-                yield _sse(None, "done", {"runId": run_id, "lastEventId": after})
-                return
-            if not await ledger.wait(run_id, after=after, timeout=heartbeat):
-                yield b": heartbeat\n\n"
+    if (await writer.get(org, run_id)).terminal and await ledger.last_seq(run_id) <= after:
+        yield _sse(None, "done", {"runId": run_id, "lastEventId": after})
+        return
+    async for event in ledger.subscribe(run_id, org_id=org, after=after, heartbeat=heartbeat):
+        if event is None:
+            yield b": heartbeat\n\n"
+            continue
+        yield _sse(event.seq, event.type, event.to_json())
+        if event.type in terminal:
+            yield _sse(None, "done", {"runId": run_id, "lastEventId": event.seq})
+            return
 
 
 @router.get(

@@ -14,6 +14,7 @@ new events by polling (``poll_interval``).
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -84,6 +85,7 @@ class Ledger:
         self.engine = engine
         self.poll_interval = poll_interval
         self._waiters: dict[str, set[tuple[asyncio.AbstractEventLoop, asyncio.Event]]] = {}
+        self._feeds: dict[tuple[int, str, str], _Feed] = {}
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncConnection]:
@@ -170,38 +172,105 @@ class Ledger:
                     continue
                 loop.call_soon_threadsafe(flag.set)
 
-    async def wait(self, subject_id: str, *, after: int, timeout: float) -> bool:
-        """Wait up to ``timeout`` seconds for an event after ``after``; True when one exists."""
-        loop = asyncio.get_running_loop()
-        flag = asyncio.Event()
-        entry = (loop, flag)
-        self._waiters.setdefault(subject_id, set()).add(entry)
-        try:
-            deadline = loop.time() + timeout
-            while True:
-                if await self.last_seq(subject_id) > after:
-                    return True
-                remaining = deadline - loop.time()
-                if remaining <= 0:
-                    return False
-                flag.clear()
-                try:
-                    await asyncio.wait_for(flag.wait(), timeout=min(remaining, self.poll_interval))
-                except TimeoutError:
-                    pass
-        finally:
-            waiters = self._waiters.get(subject_id)
-            if waiters is not None:
-                waiters.discard(entry)
-                if not waiters:
-                    self._waiters.pop(subject_id, None)
-
     async def follow(self, subject_id: str, *, org_id: str, after: int = 0) -> AsyncIterator[Event]:
         """Every event after ``after``, then each new one as it is committed; never ends."""
-        while True:
-            events = await self.read(subject_id, org_id=org_id, after=after)
-            for event in events:
-                after = event.seq
+        async for event in self.subscribe(subject_id, org_id=org_id, after=after, heartbeat=3600):
+            if event is not None:
                 yield event
-            if not events:
-                await self.wait(subject_id, after=after, timeout=3600)
+
+    async def subscribe(
+        self, subject_id: str, *, org_id: str, after: int = 0, heartbeat: float = 15.0
+    ) -> AsyncIterator[Event | None]:
+        """Like :meth:`follow`, but yields ``None`` after ``heartbeat`` quiet seconds.
+
+        Subscribers of one subject in one event loop share a feed: each wake-up costs one
+        database read however many subscribers there are; a subscriber that is behind the
+        feed's buffer catches up from the database first.
+        """
+        loop = asyncio.get_running_loop()
+        key = (id(loop), subject_id, org_id)
+        feed = self._feeds.get(key)
+        if feed is None:
+            feed = self._feeds[key] = _Feed(self, subject_id, org_id, loop)
+            feed.last = await self.last_seq(subject_id)
+        feed.subscribers += 1
+        try:
+            position = after
+            while True:
+                events = feed.after(position)
+                if events is None:
+                    events = await self.read(subject_id, org_id=org_id, after=position)
+                if events:
+                    for event in events:
+                        position = event.seq
+                        yield event
+                    continue
+                if not await feed.wait(position, heartbeat):
+                    yield None
+        finally:
+            feed.subscribers -= 1
+            if feed.subscribers == 0:
+                feed.close()
+                self._feeds.pop(key, None)
+
+
+class _Feed:
+    """The shared, buffered view of one subject's new events for the subscribers of one loop."""
+
+    def __init__(
+        self, ledger: Ledger, subject_id: str, org_id: str, loop: asyncio.AbstractEventLoop
+    ):
+        self.ledger = ledger
+        self.subject_id = subject_id
+        self.org_id = org_id
+        self.buffer: deque[Event] = deque(maxlen=4096)
+        self.last = 0
+        self.subscribers = 0
+        self.generation = 0
+        self.lock = asyncio.Lock()
+        self.flag = asyncio.Event()
+        self.entry = (loop, self.flag)
+        ledger._waiters.setdefault(subject_id, set()).add(self.entry)
+
+    def close(self) -> None:
+        waiters = self.ledger._waiters.get(self.subject_id)
+        if waiters is not None:
+            waiters.discard(self.entry)
+            if not waiters:
+                self.ledger._waiters.pop(self.subject_id, None)
+
+    def after(self, position: int) -> list[Event] | None:
+        """Buffered events after ``position``; ``None`` when the buffer does not reach back."""
+        start = self.buffer[0].seq if self.buffer else self.last + 1
+        if position + 1 < start or position > self.last:
+            return None
+        return [event for event in self.buffer if event.seq > position]
+
+    async def refresh(self, seen_generation: int) -> None:
+        async with self.lock:
+            if self.generation != seen_generation:
+                return  # another subscriber fetched while this one waited for the lock
+            self.flag.clear()
+            events = await self.ledger.read(self.subject_id, org_id=self.org_id, after=self.last)
+            if events:
+                self.buffer.extend(events)
+                self.last = events[-1].seq
+            self.generation += 1
+
+    async def wait(self, position: int, timeout: float) -> bool:
+        """Wait up to ``timeout`` for the feed to pass ``position``."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while self.last <= position:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return False
+            generation = self.generation
+            try:
+                await asyncio.wait_for(
+                    self.flag.wait(), timeout=min(remaining, self.ledger.poll_interval)
+                )
+            except TimeoutError:
+                pass
+            await self.refresh(generation)
+        return True
