@@ -102,7 +102,9 @@ async def test_pr_review_passport_gate_approve_new_head_and_merge(
         tmp_path,
         {
             "src/app.py": "def answer():\n    print('debugging')\n    return 42\n",
-            "tests/test_app.py": "from src.app import answer\n\n\ndef test_answer():\n    assert answer() == 42\n",
+            "tests/test_app.py": (
+                "from src.app import answer\n\n\ndef test_answer():\n    assert answer() == 42\n"
+            ),
         },
     )
     verdict = await judge_pull_request(
