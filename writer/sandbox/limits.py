@@ -130,6 +130,17 @@ class Cgroup:
             self.remove()
             raise SandboxUnavailable(f"cannot set up the sandbox cgroup: {exc}") from exc
 
+    @classmethod
+    def existing(cls, name: str) -> Cgroup | None:
+        """The cgroup ``name`` left behind by an earlier process, if there is one."""
+        hierarchies = _hierarchies() or []
+        directories = [h.directory / name for h in hierarchies if (h.directory / name).is_dir()]
+        if not directories:
+            return None
+        cgroup = cls.__new__(cls)
+        cgroup.directories = directories
+        return cgroup
+
     @staticmethod
     def _configure(controller: str, directory: Path, limits: Limits) -> None:
         settings: dict[str, str] = {}

@@ -124,6 +124,22 @@ class LocalProvider:
         for sandbox in list(self._sandboxes.values()):
             await sandbox.close()
 
+    async def prune_orphans(self) -> list[str]:
+        """Remove the sandboxes whose owning process is gone (after a crash); their ids.
+
+        Several writgate processes may share one home: a sandbox is only removed when the process
+        that created it (pid and start time, recorded in ``<sandbox>/owner``) no longer runs.
+        """
+        removed: list[str] = []
+        if not self.root.is_dir():
+            return removed
+        for directory in sorted(self.root.iterdir()):
+            if directory.name in self._sandboxes or _owner_alive(directory / "owner"):
+                continue
+            await _remove_leftovers(directory)
+            removed.append(directory.name)
+        return removed
+
     async def _create(self, spec: SandboxSpec) -> LocalSandbox:
         limited = spec.limits.processes is not None or spec.limits.memory_mb is not None
         if limited and os.geteuid() == 0 and not cgroup_support():
@@ -188,6 +204,7 @@ class LocalSandbox:
         """Check the workspace out and set up limits and networking."""
         for name in ("tmp", "home", "etc"):
             (self.directory / name).mkdir(parents=True, exist_ok=True)
+        (self.directory / "owner").write_text(_owner_stamp(os.getpid()))
         os.chmod(self.directory / "tmp", 0o1777)
         etc = self.directory / "etc"
         (etc / "passwd").write_text(_passwd())
@@ -205,6 +222,7 @@ class LocalSandbox:
         if self.spec.network.mode == "restricted":
             # A Unix socket path must stay under 108 bytes: a short private directory.
             self._socket_dir = Path(tempfile.mkdtemp(prefix="wgx-"))
+            (self.directory / "socket-dir").write_text(str(self._socket_dir))
             self._proxy = EgressProxy(
                 socket_path=self._socket_dir / "egress.sock",
                 allowlist=Allowlist(self.spec.network.allowlist),
@@ -535,6 +553,44 @@ async def _remove_cgroup(cgroup: Cgroup) -> None:
         await asyncio.to_thread(cgroup.kill_all)
         await asyncio.sleep(0.01)
     cgroup.remove()
+
+
+def _process_start(pid: int) -> str | None:
+    """The start time of ``pid`` (clock ticks since boot), which tells a reused pid apart."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[1].split()[19]
+
+
+def _owner_stamp(pid: int) -> str:
+    return f"{pid} {_process_start(pid)}\n"
+
+
+def _owner_alive(owner: Path) -> bool:
+    try:
+        pid_text, start = owner.read_text().split()
+    except (OSError, ValueError):
+        return False
+    return _process_start(int(pid_text)) == start
+
+
+async def _remove_leftovers(directory: Path) -> None:
+    """Everything a crashed process left of one sandbox: processes, cgroup, socket, mirror ref."""
+    sandbox_id = directory.name
+    cgroup = Cgroup.existing(f"writgate-{sandbox_id}")
+    if cgroup is not None:
+        await asyncio.to_thread(cgroup.kill_all)
+        await _remove_cgroup(cgroup)
+    with contextlib.suppress(OSError):
+        socket_dir = Path((directory / "socket-dir").read_text().strip())
+        if socket_dir.parent == Path(tempfile.gettempdir()) and socket_dir.name.startswith("wgx-"):
+            shutil.rmtree(socket_dir, ignore_errors=True)
+    mirror = directory / "mirror.git"
+    if mirror.is_symlink() and mirror.resolve().is_dir():
+        await release(mirror.resolve(), sandbox_id)
+    await asyncio.to_thread(shutil.rmtree, directory, True)
 
 
 def _last_line(data: bytes) -> str:
