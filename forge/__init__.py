@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import (
     ForgeAuthError,
@@ -34,6 +34,10 @@ from .protocol import (
     hidden_marker,
 )
 
+if TYPE_CHECKING:
+    from .github import GitHubForge
+    from .github_http import GitHubApp, TokenAuth
+
 __all__ = [
     "DEFAULT_REQUIRED_CONTEXTS",
     "Annotation",
@@ -48,6 +52,8 @@ __all__ = [
     "ForgeInputError",
     "ForgeNotFound",
     "ForgeUnavailable",
+    "GitHubApp",
+    "GitHubForge",
     "GitHubValidationError",
     "LocalForge",
     "MergeRefused",
@@ -57,13 +63,14 @@ __all__ = [
     "RateLimited",
     "Repository",
     "Review",
+    "TokenAuth",
     "WebhookRejected",
     "hidden_marker",
 ]
 
 
 def __getattr__(name: str) -> Any:
-    if name in ("GitHubForge", "GitHubApp"):
+    if name in ("GitHubForge", "GitHubApp", "TokenAuth"):
         from . import github
 
         return getattr(github, name)
