@@ -9,7 +9,6 @@ pointing at the offending node.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
@@ -237,20 +236,3 @@ def _join(field: str, key: str) -> str:
 def join(field: str, key: str) -> str:
     """``rules[0]`` + ``if`` -> ``rules[0].if``."""
     return _join(field, key)
-
-
-def walk(node: yaml.Node) -> Iterator[yaml.Node]:
-    """Every node of a tree, each once (aliases are visited once)."""
-    seen: set[int] = set()
-    stack = [node]
-    while stack:
-        current = stack.pop()
-        if id(current) in seen:
-            continue
-        seen.add(id(current))
-        yield current
-        if isinstance(current, yaml.SequenceNode):
-            stack.extend(current.value)
-        elif isinstance(current, yaml.MappingNode):
-            for key, value in current.value:
-                stack.extend((key, value))

@@ -1,44 +1,39 @@
-"""The attributes of the policy language (DESIGN.md §9): how each is written and how it is decided.
+"""The conditions of the policy language: one class per kind of attribute, each deciding a fact.
 
-Each attribute key of a predicate (``paths.only``, ``diff.lines``, ``approvals``, …) is parsed from
-its YAML node into a *condition*: an immutable object whose ``evaluate(facts)`` gives an
+A condition is an immutable object whose ``evaluate(facts)`` gives an
 :class:`~policies.truth.Outcome` with reasons that name what matched (files, findings, tags,
-approvers). A condition that reads a fact the input lacks gives ``error``, except approvals and
-checks, which give ``pending`` because the PR state may still bring them.
+approvers). A condition that reads a fact the input lacks gives ``error`` (through :func:`check`),
+except approvals and checks, which give ``pending`` because the PR state may still bring them.
+How each attribute key is written and which condition it becomes lives in ``attributes.py``.
 """
 
 from __future__ import annotations
 
-import difflib
-import operator
-import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import pathspec
-import yaml
 
-from ._yaml import Reader, join
 from .facts import ChangedFile, Facts, Missing
+from .matchers import Comparison, SeverityComparison, TextMatcher, sample, text_of
 from .truth import Outcome, Truth
 
 __all__ = [
-    "ATTRIBUTES",
-    "ATTRIBUTE_PREFIXES",
+    "STATUS_GROUPS",
+    "ApprovalsCondition",
+    "BoolCondition",
+    "CheckCondition",
     "Condition",
+    "FindingsCondition",
+    "PathCondition",
+    "SetCondition",
+    "TextCondition",
+    "TotalCondition",
+    "ValidationCondition",
     "check",
-    "parse_condition",
+    "team_names",
 ]
-
-SEVERITIES = ("info", "warning", "error")
-AUTHOR_KINDS = ("agent", "human", "external")
-NETWORK_MODES = ("none", "restricted", "open")
-VALIDATION_STATES = ("passed", "failed", "missing")
-CHECK_STATES = ("success", "failure", "pending", "missing")
-
-# How many files / findings / logins a reason lists before "(+N more)".
-SAMPLE = 5
 
 
 class Condition(Protocol):
@@ -59,158 +54,6 @@ def check(condition: Condition, facts: Facts) -> Outcome:
         return Outcome(truth, (f"{condition.attribute}: {missing.what}",))
 
 
-def sample(items: Sequence[str], limit: int = SAMPLE) -> str:
-    """``a, b, c (+4 more)``."""
-    shown = ", ".join(items[:limit])
-    if len(items) > limit:
-        shown += f" (+{len(items) - limit} more)"
-    return shown
-
-
-# -- comparisons ---------------------------------------------------------------------------------
-
-_OPERATORS: dict[str, Callable[[Any, Any], bool]] = {
-    "==": operator.eq,
-    "!=": operator.ne,
-    ">=": operator.ge,
-    "<=": operator.le,
-    ">": operator.gt,
-    "<": operator.lt,
-}
-_COMPARISON = re.compile(r"^\s*(==|!=|>=|<=|>|<)\s*(\S+)\s*$")
-
-
-@dataclass(frozen=True, slots=True)
-class Comparison:
-    """``> 500``, ``== 0``: an operator and an integer."""
-
-    op: str
-    value: int
-
-    def holds(self, actual: int) -> bool:
-        return _OPERATORS[self.op](actual, self.value)
-
-    def __str__(self) -> str:
-        return f"{self.op} {self.value}"
-
-
-def parse_comparison(reader: Reader, node: yaml.Node, field: str) -> Comparison:
-    """An integer (meaning ``==``) or a string ``"<op> <integer>"``."""
-    what = 'a comparison such as "> 500", "<= 10" or "== 0"'
-    value = reader.scalar(node, field, what)
-    if isinstance(value, int) and not isinstance(value, bool):
-        return Comparison("==", value)
-    match = _COMPARISON.match(value) if isinstance(value, str) else None
-    if match is None or not re.fullmatch(r"-?\d+", match.group(2)):
-        reader.expected(node, field, what)
-    return Comparison(match.group(1), int(match.group(2)))
-
-
-@dataclass(frozen=True, slots=True)
-class SeverityComparison:
-    """``>= warning``: an operator and a severity, ordered info < warning < error."""
-
-    op: str
-    severity: str
-
-    def holds(self, actual: Any) -> bool:
-        # A severity the reviewer invented is treated as the most severe, never ignored.
-        rank = SEVERITIES.index(actual) if actual in SEVERITIES else len(SEVERITIES) - 1
-        return _OPERATORS[self.op](rank, SEVERITIES.index(self.severity))
-
-    def __str__(self) -> str:
-        return self.severity if self.op == "==" else f"{self.op} {self.severity}"
-
-
-def parse_severity(reader: Reader, node: yaml.Node, field: str) -> SeverityComparison:
-    what = 'a severity (info, warning, error), optionally compared: ">= warning"'
-    value = reader.scalar(node, field, what)
-    if isinstance(value, str):
-        match = _COMPARISON.match(value)
-        op, name = (match.group(1), match.group(2)) if match else ("==", value.strip())
-        if name in SEVERITIES:
-            return SeverityComparison(op, name)
-    reader.expected(node, field, what)
-
-
-# -- text -----------------------------------------------------------------------------------------
-
-
-def _text(value: Any) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (str, int, float)):
-        return str(value)
-    raise TypeError(type(value).__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class TextMatcher:
-    """Equal to one of ``values``, or (``pattern``) a regular-expression search."""
-
-    values: tuple[str, ...] = ()
-    pattern: re.Pattern[str] | None = None
-    casefold: bool = False
-
-    def matches(self, actual: str) -> bool:
-        if self.pattern is not None:
-            return self.pattern.search(actual) is not None
-        if self.casefold:
-            return actual.casefold() in {v.casefold() for v in self.values}
-        return actual in self.values
-
-    def __str__(self) -> str:
-        if self.pattern is not None:
-            return f"~= {self.pattern.pattern}"
-        if len(self.values) == 1:
-            return self.values[0]
-        return "one of " + ", ".join(self.values)
-
-
-def parse_text(
-    reader: Reader,
-    node: yaml.Node,
-    field: str,
-    *,
-    choices: Sequence[str] | None = None,
-    regex: bool = True,
-    casefold: bool = False,
-) -> TextMatcher:
-    """A value, a list of values (any of them), or ``{"~=": regex}``."""
-    if choices:
-        what = "one of " + ", ".join(choices)
-    else:
-        what = "a value, a list of values" + (' or {"~=": regex}' if regex else "")
-    if isinstance(node, yaml.MappingNode):
-        if not regex:
-            reader.expected(node, field, what)
-        entries = reader.mapping(node, field)
-        reader.check_keys(entries, field, ("~=",))
-        if not entries:
-            reader.expected(node, field, '{"~=": regex}')
-        _, _, pattern_node = entries[0]
-        source = reader.string(pattern_node, join(field, "~="), "a regular expression")
-        try:
-            pattern = re.compile(source)
-        except re.error as exc:
-            reader.fail(pattern_node, join(field, "~="), f"invalid regular expression: {exc}")
-        return TextMatcher(pattern=pattern)
-    items = reader.sequence(node, field) if isinstance(node, yaml.SequenceNode) else [node]
-    if not items:
-        reader.expected(node, field, what)
-    values = []
-    for index, item in enumerate(items):
-        item_field = f"{field}[{index}]" if isinstance(node, yaml.SequenceNode) else field
-        value = reader.scalar(item, item_field, what)
-        text = _text(value) if not isinstance(value, (list, dict)) else None
-        if text is None or (choices and text not in choices):
-            reader.expected(item, item_field, what)
-        values.append(text)
-    return TextMatcher(values=tuple(values), casefold=casefold)
-
-
 @dataclass(frozen=True, slots=True)
 class TextCondition:
     """A text fact (``author.kind``, ``pr.title``, ``metadata.ticket``…) against a matcher."""
@@ -222,7 +65,7 @@ class TextCondition:
     def evaluate(self, facts: Facts) -> Outcome:
         value = self.read(facts)
         try:
-            actual = _text(value)
+            actual = text_of(value)
         except TypeError:
             raise Missing(f"{self.attribute} is not a text value") from None
         if actual is None:
@@ -303,7 +146,7 @@ class SetCondition:
 
 # -- paths ------------------------------------------------------------------------------------
 
-_STATUS_GROUPS = {
+STATUS_GROUPS = {
     "added": frozenset({"added", "copied"}),
     "removed": frozenset({"removed"}),
     "renamed": frozenset({"renamed"}),
@@ -349,22 +192,6 @@ class PathCondition:
         if matched:
             return Outcome(Truth.TRUE, (f"{noun}s matching {globs}: {sample(matched)}",))
         return Outcome(Truth.FALSE, (f"no {noun} matches {globs}",))
-
-
-def parse_paths(reader: Reader, attribute: str, node: yaml.Node, field: str) -> PathCondition:
-    patterns = reader.strings(node, field, "a gitignore-style glob")
-    for index, pattern in enumerate(patterns):
-        if pattern.strip() in ("!", "") or pattern.lstrip().startswith("#"):
-            target = node.value[index] if isinstance(node, yaml.SequenceNode) else node
-            reader.expected(target, field, "a gitignore-style glob (not empty, not a comment)")
-    try:
-        spec = pathspec.GitIgnoreSpec.from_lines(patterns)
-    except (ValueError, TypeError, re.error) as exc:
-        reader.fail(node, field, f"invalid glob: {exc}")
-    suffix = attribute[len("paths") :].lstrip(".")
-    if suffix in _STATUS_GROUPS:
-        return PathCondition(attribute, "any", _STATUS_GROUPS[suffix], tuple(patterns), spec)
-    return PathCondition(attribute, suffix or "any", None, tuple(patterns), spec)
 
 
 # -- validation, findings, checks, approvals --------------------------------------------------
@@ -441,28 +268,6 @@ def _finding_name(finding: Mapping[str, Any]) -> str:
         if finding.get("startLine") is not None:
             name += f":{finding['startLine']}"
     return name
-
-
-def parse_findings(reader: Reader, attribute: str, node: yaml.Node, field: str) -> Condition:
-    if isinstance(node, yaml.ScalarNode):
-        # ``review.findings: "> 0"`` counts every finding.
-        return FindingsCondition(attribute, None, None, None, parse_comparison(reader, node, field))
-    entries = reader.mapping(node, field, "a mapping {reviewer?, rule?, severity?, count?}")
-    reader.check_keys(entries, field, ("reviewer", "rule", "severity", "count"))
-    reviewers = rules = None
-    severity = None
-    count = Comparison(">", 0)
-    for key, _, value in entries:
-        sub = join(field, key)
-        if key == "reviewer":
-            reviewers = tuple(reader.strings(value, sub, "a reviewer name"))
-        elif key == "rule":
-            rules = tuple(reader.strings(value, sub, "a rule id"))
-        elif key == "severity":
-            severity = parse_severity(reader, value, sub)
-        else:
-            count = parse_comparison(reader, value, sub)
-    return FindingsCondition(attribute, reviewers, rules, severity, count)
 
 
 # A check in one of these states can still move to the states listed.
@@ -574,172 +379,6 @@ class ApprovalsCondition:
                 )
             eligible |= members
         return eligible
-
-
-def parse_approvals(reader: Reader, attribute: str, node: yaml.Node, field: str) -> Condition:
-    if isinstance(node, yaml.ScalarNode):
-        return ApprovalsCondition(attribute, reader.integer(node, field, minimum=1), None, None)
-    entries = reader.mapping(node, field, "a mapping {count, from?} or a number of approvals")
-    reader.check_keys(entries, field, ("count", "from"))
-    count = None
-    users = teams = None
-    for key, _, value in entries:
-        sub = join(field, key)
-        if key == "count":
-            count = reader.integer(value, sub, minimum=1)
-        else:
-            source = reader.mapping(value, sub, "a mapping {users?, teams?}")
-            reader.check_keys(source, sub, ("users", "teams"))
-            if not source:
-                reader.fail(value, sub, "expected users and/or teams, found an empty mapping")
-            for source_key, _, source_value in source:
-                names = tuple(reader.strings(source_value, join(sub, source_key), "a name"))
-                if source_key == "users":
-                    users = names
-                else:
-                    teams = names
-    if count is None:
-        reader.fail(node, join(field, "count"), "missing key 'count' (the number of approvals)")
-    return ApprovalsCondition(attribute, count, users, teams)
-
-
-# -- the registry -----------------------------------------------------------------------------
-
-
-def _writer(key: str) -> Callable[[Facts], Any]:
-    return lambda facts: facts.writer(key)
-
-
-def _pull_request(key: str) -> Callable[[Facts], Any]:
-    return lambda facts: facts.pull_request(key)
-
-
-def _intent(facts: Facts) -> Any:
-    intent = facts.writer("intent")
-    return intent.get("label") if isinstance(intent, Mapping) else intent
-
-
-def _network(facts: Facts) -> Any:
-    sandbox = facts.writer("sandbox")
-    return sandbox.get("network") if isinstance(sandbox, Mapping) else sandbox
-
-
-def _metadata(key: str) -> Callable[[Facts], Any]:
-    def read(facts: Facts) -> Any:
-        metadata = facts.writer("metadata")
-        return metadata.get(key) if isinstance(metadata, Mapping) else None
-
-    return read
-
-
-def _text_parser(
-    read: Callable[[Facts], Any], **options: Any
-) -> Callable[[Reader, str, yaml.Node, str], Condition]:
-    def parse(reader: Reader, attribute: str, node: yaml.Node, field: str) -> Condition:
-        return TextCondition(attribute, read, parse_text(reader, node, field, **options))
-
-    return parse
-
-
-def _bool_parser(
-    read: Callable[[Facts], Any],
-) -> Callable[[Reader, str, yaml.Node, str], Condition]:
-    def parse(reader: Reader, attribute: str, node: yaml.Node, field: str) -> Condition:
-        return BoolCondition(attribute, read, reader.boolean(node, field))
-
-    return parse
-
-
-def _total_parser(key: str) -> Callable[[Reader, str, yaml.Node, str], Condition]:
-    def parse(reader: Reader, attribute: str, node: yaml.Node, field: str) -> Condition:
-        return TotalCondition(attribute, key, parse_comparison(reader, node, field))
-
-    return parse
-
-
-def _set_parser(
-    read: Callable[[Facts], Any], mode: str, *, casefold: bool = False
-) -> Callable[[Reader, str, yaml.Node, str], Condition]:
-    def parse(reader: Reader, attribute: str, node: yaml.Node, field: str) -> Condition:
-        values = tuple(reader.strings(node, field, "a name"))
-        return SetCondition(attribute, read, mode, values, casefold)
-
-    return parse
-
-
-def _validation(reader: Reader, attribute: str, node: yaml.Node, field: str) -> Condition:
-    matcher = parse_text(reader, node, field, choices=VALIDATION_STATES, regex=False)
-    return ValidationCondition(attribute, matcher.values)
-
-
-_Parser = Callable[[Reader, str, yaml.Node, str], Condition]
-
-_PARSERS: dict[str, _Parser] = {
-    "paths": parse_paths,
-    "paths.only": parse_paths,
-    "paths.none": parse_paths,
-    "paths.added": parse_paths,
-    "paths.removed": parse_paths,
-    "paths.renamed": parse_paths,
-    "paths.modified": parse_paths,
-    "diff.files": _total_parser("files"),
-    "diff.additions": _total_parser("additions"),
-    "diff.deletions": _total_parser("deletions"),
-    "diff.lines": _total_parser("lines"),
-    "author.kind": _text_parser(_writer("kind"), choices=AUTHOR_KINDS, regex=False),
-    "author.login": _text_parser(_pull_request("author"), casefold=True),
-    "writer.model": _text_parser(_writer("model")),
-    "writer.agent": _text_parser(_writer("agent")),
-    "tags.any": _set_parser(_writer("tags"), "any"),
-    "tags.all": _set_parser(_writer("tags"), "all"),
-    "tags.none": _set_parser(_writer("tags"), "none"),
-    "intent": _text_parser(_intent),
-    "provenance.verified": _bool_parser(lambda facts: facts.passport("provenanceVerified")),
-    "safety.network": _text_parser(_network, choices=NETWORK_MODES, regex=False),
-    "validation": _validation,
-    "review.findings": parse_findings,
-    "pr.draft": _bool_parser(_pull_request("draft")),
-    "pr.labels.any": _set_parser(_pull_request("labels"), "any", casefold=True),
-    "pr.labels.all": _set_parser(_pull_request("labels"), "all", casefold=True),
-    "pr.labels.none": _set_parser(_pull_request("labels"), "none", casefold=True),
-    "pr.title": _text_parser(_pull_request("title")),
-    "pr.base": _text_parser(_pull_request("base")),
-    "approvals": parse_approvals,
-}
-
-ATTRIBUTES: tuple[str, ...] = tuple(_PARSERS)
-"""Every attribute key with a fixed name."""
-
-ATTRIBUTE_PREFIXES: tuple[str, ...] = ("metadata.", "checks.")
-"""Attribute keys that take a name after the prefix: ``metadata.ticket``, ``checks.ci/tests``."""
-
-
-def parse_condition(
-    reader: Reader, key: str, key_node: yaml.Node, node: yaml.Node, field: str
-) -> Condition:
-    """The condition for attribute ``key`` written as ``node``."""
-    parser = _PARSERS.get(key)
-    if parser is not None:
-        return parser(reader, key, node, field)
-    if key.startswith("metadata.") and len(key) > len("metadata."):
-        return _text_parser(_metadata(key[len("metadata.") :]))(reader, key, node, field)
-    if key.startswith("checks.") and len(key) > len("checks."):
-        matcher = parse_text(reader, node, field, choices=CHECK_STATES, regex=False)
-        return CheckCondition(key, key[len("checks.") :], matcher.values)
-    known = [*ATTRIBUTES, "all", "any", "not", "metadata.<key>", "checks.<context>"]
-    close = difflib.get_close_matches(key, known, n=1)
-    if close:
-        reader.fail(
-            key_node,
-            field,
-            f"unknown attribute {key!r}; did you mean {close[0]!r}? "
-            "(`writgate policy schema` lists every attribute)",
-        )
-    reader.fail(
-        key_node,
-        field,
-        f"unknown attribute {key!r}; expected all, any, not or one of: " + ", ".join(known),
-    )
 
 
 def team_names(conditions: Iterable[Condition]) -> set[str]:

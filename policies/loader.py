@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,7 +28,7 @@ import rfc8785
 import yaml
 
 from ._yaml import JSONValue, Reader, compose, join
-from .conditions import parse_condition
+from .attributes import parse_condition
 from .errors import PolicyError
 from .model import AllOf, AnyOf, Attribute, DecisionValue, NotOf, Policy, Predicate, Rule
 
@@ -360,8 +359,3 @@ def _finish(document: _Document) -> Policy:
 def digest_of(document: Any) -> str:
     """``sha256:`` + hex of the RFC 8785 canonical JSON of ``document``."""
     return "sha256:" + hashlib.sha256(rfc8785.dumps(document)).hexdigest()
-
-
-def rule_names(policy: Policy) -> Sequence[str]:
-    """The names of the rules of ``policy``, in order."""
-    return [rule.name for rule in policy.rules]

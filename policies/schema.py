@@ -9,14 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from .conditions import (
-    AUTHOR_KINDS,
-    CHECK_STATES,
-    NETWORK_MODES,
-    SEVERITIES,
-    VALIDATION_STATES,
-)
+from .attributes import AUTHOR_KINDS, CHECK_STATES, NETWORK_MODES, VALIDATION_STATES
 from .loader import LANGUAGE_VERSION
+from .matchers import SEVERITIES
 
 __all__ = ["SCHEMA_ID", "policy_schema"]
 

@@ -90,7 +90,7 @@ def test_schema_and_loader_agree_on_invalid_documents(document: dict[str, Any]) 
 
 
 def test_schema_lists_every_attribute() -> None:
-    from policies.conditions import ATTRIBUTES
+    from policies.attributes import ATTRIBUTES
 
     predicate = policy_schema()["$defs"]["predicate"]
     assert set(ATTRIBUTES) | {"all", "any", "not"} == set(predicate["properties"])

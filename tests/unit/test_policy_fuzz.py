@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 import policies
 from policies import PolicyError, parse_policy
-from policies.conditions import ATTRIBUTES
+from policies.attributes import ATTRIBUTES
 from tests.unit.policy_inputs import base_pr, base_statement
 
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -11,11 +11,21 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from policies import Policy, load_policy
-from policies.cases import CaseResult, load_cases, run_cases
-from policies.schema import policy_schema
-from policies.simulation import SimulationInput, render_simulation, simulate
+from passport import PassportStore, StoredPassport, load_passport
+from policies import (
+    CaseResult,
+    Policy,
+    SimulationInput,
+    load_cases,
+    load_policy,
+    policy_schema,
+    render_simulation,
+    run_cases,
+    simulate,
+)
+from writgate.app.database import Database
 from writgate.errors import InputError
+from writgate.settings import Settings
 
 from ._common import print_json, run_async, with_database
 
@@ -58,8 +68,6 @@ def register(commands: Any) -> None:
 
 
 def _load_statement(path: Path) -> Mapping[str, Any]:
-    from passport import load_passport
-
     return load_passport(path).statement
 
 
@@ -134,9 +142,7 @@ def _simulate(args: argparse.Namespace) -> int:
     policy = load_policy(args.policy)
     baseline = load_policy(args.baseline) if args.baseline else None
 
-    async def read(database: Any, settings: Any) -> list[Any]:
-        from passport import PassportStore
-
+    async def read(database: Database, settings: Settings) -> list[StoredPassport]:
         store = PassportStore(engine=database.engine)
         return await store.list(settings.org, since=since, limit=args.limit)
 
