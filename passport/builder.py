@@ -17,12 +17,18 @@ from .errors import RevisionError
 from .model import NO_PROVENANCE, build_statement
 from .trailers import ASSISTED_TRAILER, RUN_TRAILER, merge_trailers, trailer_values
 
-__all__ = ["build_passport", "build_passport_sync", "commit_messages", "resolve_revision"]
+__all__ = [
+    "build_passport",
+    "build_passport_sync",
+    "commit_messages",
+    "resolve_revision",
+    "resolve_revisions",
+]
 
 
-def _git(repo: Path, args: Sequence[str]) -> bytes:
+def _git(repo: Path, args: Sequence[str], input: bytes | None = None) -> bytes:
     try:
-        return run_git_sync(args, cwd=repo)
+        return run_git_sync(args, cwd=repo, input=input)
     except GitError as exc:
         message = str(exc)
         if "not a git repository" in message.lower():
@@ -30,31 +36,45 @@ def _git(repo: Path, args: Sequence[str]) -> bytes:
         raise RevisionError(message.split(": ", 1)[-1], field="rev") from exc
 
 
-def resolve_revision(repo: Path | str, rev: str) -> tuple[str, str | None]:
-    """The commit id of ``rev`` in ``repo``, and its branch name when ``rev`` names one."""
-    repo = Path(repo)
+def _check_repo(repo: Path) -> None:
     if not repo.is_dir():
         raise RevisionError(f"{repo} is not a directory", field="repo")
-    if not rev or rev.startswith("-"):
+
+
+def _check_rev(rev: str) -> None:
+    if not rev or rev.startswith("-") or any(ord(c) < 32 for c in rev):
         raise RevisionError(f"{rev!r} is not a revision", field="rev")
-    output = run_git_sync(
-        ["rev-parse", "--verify", "--quiet", "--end-of-options", f"{rev}^{{commit}}"],
-        cwd=repo,
-        check=False,
-    )
-    sha = output.decode().strip()
-    if not re.fullmatch(r"[0-9a-f]{40}|[0-9a-f]{64}", sha):
-        _git(repo, ["rev-parse", "--git-dir"])  # "not a git repository" gets its own message
-        raise RevisionError(f"unknown revision {rev!r} in {repo}", field="rev")
-    full = (
-        run_git_sync(["rev-parse", "--symbolic-full-name", rev], cwd=repo, check=False)
-        .decode()
-        .strip()
-    )
-    for prefix in ("refs/heads/", "refs/remotes/origin/"):
-        if full.startswith(prefix):
-            return sha, full[len(prefix) :]
-    return sha, None
+
+
+def resolve_revisions(repo: Path | str, revs: Sequence[str]) -> list[tuple[str, str | None]]:
+    """The commit id of each revision in ``repo``, and its branch name when it names one."""
+    repo = Path(repo)
+    _check_repo(repo)
+    for rev in revs:
+        _check_rev(rev)
+    # One process for every revision: "<sha> commit <size>" or "<rev> missing" per line.
+    request = "".join(f"{rev}^{{commit}}\n" for rev in revs).encode()
+    lines = _git(repo, ["cat-file", "--batch-check"], input=request).decode().splitlines()
+    resolved: list[tuple[str, str | None]] = []
+    for rev, line in zip(revs, lines, strict=True):
+        fields = line.split()
+        if len(fields) != 3 or fields[1] != "commit":
+            raise RevisionError(f"unknown revision {rev!r} in {repo}", field="rev")
+        sha, branch = fields[0], None
+        if not re.fullmatch(r"[0-9a-f]{4,64}", rev):  # a commit id names no branch
+            full = run_git_sync(
+                ["rev-parse", "--symbolic-full-name", rev], cwd=repo, check=False
+            ).decode()
+            for prefix in ("refs/heads/", "refs/remotes/origin/"):
+                if full.startswith(prefix):
+                    branch = full.strip()[len(prefix) :]
+        resolved.append((sha, branch))
+    return resolved
+
+
+def resolve_revision(repo: Path | str, rev: str) -> tuple[str, str | None]:
+    """The commit id of ``rev`` in ``repo``, and its branch name when ``rev`` names one."""
+    return resolve_revisions(repo, [rev])[0]
 
 
 def _repository_name(repo: Path) -> str:
@@ -101,8 +121,7 @@ def build_passport_sync(
     without it the writer is ``human``, or ``external`` when commit trailers claim an agent.
     """
     repo = Path(repo)
-    base_sha, base_ref = resolve_revision(repo, base)
-    head_sha, head_ref = resolve_revision(repo, head)
+    (base_sha, base_ref), (head_sha, head_ref) = resolve_revisions(repo, [base, head])
     diff = read_diff_sync(repo, base_sha, head_sha)
     if writer is None:
         writer = _writer_from_trailers(merge_trailers(commit_messages(repo, base_sha, head_sha)))

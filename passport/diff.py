@@ -79,7 +79,6 @@ CONFIG_PINS = (
 _SNIFF_BYTES = 8000  # git's FIRST_FEW_BYTES: a NUL in these makes a blob binary
 _SPECIAL_MODES = ("120000", "160000")  # symlink, submodule: one "line" of content
 _C_ESCAPES = {"a": 7, "b": 8, "t": 9, "n": 10, "v": 11, "f": 12, "r": 13, '"': 34, "\\": 92}
-_FILE_START = re.compile(r"^(?=diff --git )", re.MULTILINE)
 
 
 def diff_command(base: str, head: str) -> list[str]:
@@ -234,13 +233,15 @@ class _Entry:
 
 
 def _sections(text: str) -> Iterator[str]:
-    for section in _FILE_START.split(text):
-        if section:
-            if not section.startswith("diff --git "):
-                raise InvalidPassportError(
-                    "the diff does not start with a 'diff --git' line", field="diff"
-                )
-            yield section
+    """The ``diff --git`` sections of a patch (a hunk line never starts with "diff --git ")."""
+    if not text:
+        return
+    if not text.startswith("diff --git "):
+        raise InvalidPassportError("the diff does not start with a 'diff --git' line", field="diff")
+    parts = text.split("\ndiff --git ")
+    for index, part in enumerate(parts):
+        section = part if index == 0 else "diff --git " + part
+        yield section if index == len(parts) - 1 else section + "\n"
 
 
 def _parse_section(section: str, *, metadata_only: bool = True) -> _Entry:

@@ -96,8 +96,9 @@ def _write_private(path: Path, data: bytes, force: bool) -> None:
 def _generate(args: argparse.Namespace) -> int:
     key = generate_signing_key(args.type)
     public_path = public_path_for(args.out)
-    if public_path.exists() and not args.force:
-        raise KeyFileError("already exists (use --force to replace it)", file=str(public_path))
+    for path in (args.out, public_path):
+        if path.exists() and not args.force:
+            raise KeyFileError("already exists (use --force to replace it)", file=str(path))
     _write_private(args.out, key.to_pem(), args.force)
     try:
         public_path.write_bytes(key.public_key.to_pem())
