@@ -64,6 +64,8 @@ class TextCondition:
 
     def evaluate(self, facts: Facts) -> Outcome:
         value = self.read(facts)
+        if isinstance(value, list):
+            return self._evaluate_list(value)
         try:
             actual = text_of(value)
         except TypeError:
@@ -74,6 +76,18 @@ class TextCondition:
             how = f" ({self.matcher})" if self.matcher.pattern is not None else ""
             return Outcome(Truth.TRUE, (f"{self.attribute} is {actual!r}{how}",))
         return Outcome(Truth.FALSE, (f"{self.attribute} is {actual!r}, not {self.matcher}",))
+
+    def _evaluate_list(self, values: list[Any]) -> Outcome:
+        # A list-valued fact (``metadata.owners: [a, b]``) matches when any item does.
+        try:
+            items = [text for text in map(text_of, values) if text is not None]
+        except TypeError:
+            raise Missing(f"{self.attribute} is not a text value or a list of them") from None
+        matched = [item for item in items if self.matcher.matches(item)]
+        if matched:
+            return Outcome(Truth.TRUE, (f"{self.attribute} includes {sample(matched)}",))
+        shown = sample(items) if items else "nothing"
+        return Outcome(Truth.FALSE, (f"{self.attribute} holds {shown}, not {self.matcher}",))
 
 
 # -- booleans, numbers, sets ------------------------------------------------------------------

@@ -135,7 +135,10 @@ class Facts:
             if not isinstance(review, Mapping):
                 raise Missing("the passport's predicate.reviews holds a non-object")
             reviewer = review.get("reviewer")
-            for finding in review.get("findings") or ():
+            items = review.get("findings") or []
+            if not isinstance(items, list):
+                raise Missing("the passport's predicate.reviews[].findings is not a list")
+            for finding in items:
                 if isinstance(finding, Mapping):
                     if finding.get("reviewer") is None and reviewer is not None:
                         finding = {**finding, "reviewer": reviewer}
