@@ -129,6 +129,16 @@ def writer_from_run(run: Mapping[str, Any]) -> dict[str, Any]:
     )
 
 
+def _counts(counts: Mapping[str, Any], where: str) -> dict[str, int]:
+    result = {}
+    for key in ("passed", "failed", "skipped", "errors"):
+        value = counts.get(key, 0)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise _fail(f"{where}.{key}", "must be a non-negative integer")
+        result[key] = value
+    return result
+
+
 def _validation(entries: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     out = []
     for i, entry in enumerate(entries):
@@ -145,9 +155,7 @@ def _validation(entries: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
             {
                 "name": str(entry.get("name") or "validation"),
                 "result": result,
-                "counts": {
-                    k: int(counts.get(k, 0)) for k in ("passed", "failed", "skipped", "errors")
-                },
+                "counts": _counts(counts, f"{where}.counts"),
                 "command": _text_or_none(entry, "command", where),
             }
         )

@@ -112,6 +112,8 @@ def test_validation_and_reviews_are_normalized_and_checked() -> None:
     assert statement["predicate"]["reviews"][0]["counts"] == {"error": 0, "warning": 1, "info": 0}
     with pytest.raises(InvalidPassportError, match=r"validation\[0\].result"):
         sample_statement(validation=[{"name": "t", "result": "OK"}])
+    with pytest.raises(InvalidPassportError, match=r"validation\[0\].counts.failed"):
+        sample_statement(validation=[{"result": "FAILED", "counts": {"failed": "2"}}])
     with pytest.raises(InvalidPassportError, match=r"reviews\[0\].findings\[0\].severity"):
         sample_statement(reviews=[{"reviewer": "r", "findings": [{"severity": "fatal"}]}])
 

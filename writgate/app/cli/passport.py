@@ -178,9 +178,13 @@ def _build(args: argparse.Namespace) -> int:
     if args.out == "-":
         sys.stdout.write(data.decode("utf-8"))
     else:
-        try:
-            Path(args.out).write_bytes(data)
+        out = Path(args.out)
+        partial = out.with_name(f".{out.name}.partial")
+        try:  # a reader never sees half a passport
+            partial.write_bytes(data)
+            partial.replace(out)
         except OSError as exc:
+            partial.unlink(missing_ok=True)
             raise InvalidPassportError(
                 f"cannot write: {exc.strerror or exc}", file=args.out
             ) from exc
