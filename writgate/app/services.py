@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from forge.github import GitHubForge
 from forge.local import LocalForge
 from forge.protocol import Forge
 from forge.webhooks import TriggerStore, WebhookSettings
@@ -39,8 +40,16 @@ def _forge_factory(
     settings: Settings, engine: AsyncEngine, ledger: Ledger
 ) -> Callable[[str], Forge]:
     kind = os.environ.get("WRITGATE_FORGE", "local")
+    if kind == "github":
+        github = GitHubForge.from_env()  # one GitHub installation serves every org
+
+        def github_for(org: str) -> Forge:
+            del org
+            return github
+
+        return github_for
     if kind != "local":
-        raise ConfigError(f"WRITGATE_FORGE={kind!r} is not supported here (use 'local')")
+        raise ConfigError(f"WRITGATE_FORGE={kind!r} is not supported (use 'local' or 'github')")
 
     def forge_for(org: str) -> Forge:
         return LocalForge(engine=engine, ledger=ledger, home=settings.home, org=org)
