@@ -7,7 +7,13 @@ DSSE envelope) with :func:`load_passport`.
 
 from __future__ import annotations
 
-from .builder import build_passport, build_passport_sync, commit_messages, resolve_revision
+from .builder import (
+    build_passport,
+    build_passport_sync,
+    commit_messages,
+    recover_pull_request_provenance,
+    resolve_revision,
+)
 from .diff import DiffFacts, FileStat, diff_command, parse_diff, read_diff, read_diff_sync
 from .digest import canonical_json, passport_id
 from .errors import (
@@ -95,6 +101,7 @@ __all__ = [  # noqa: RUF022 (plain sorted order, checked by a test)
     "read_diff",
     "read_diff_sync",
     "recover_provenance",
+    "recover_pull_request_provenance",
     "render_html",
     "render_markdown",
     "render_provenance_block",

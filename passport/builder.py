@@ -15,12 +15,15 @@ from writgate.git import GitError, run_git_sync
 from .diff import read_diff_sync
 from .errors import RevisionError
 from .model import NO_PROVENANCE, build_statement
+from .provenance import recover_provenance
+from .signing import PublicKey
 from .trailers import ASSISTED_TRAILER, RUN_TRAILER, merge_trailers, trailer_values
 
 __all__ = [
     "build_passport",
     "build_passport_sync",
     "commit_messages",
+    "recover_pull_request_provenance",
     "resolve_revision",
     "resolve_revisions",
 ]
@@ -171,3 +174,26 @@ async def build_passport(
         )
 
     return await anyio.to_thread.run_sync(build)
+
+
+async def recover_pull_request_provenance(
+    repo: Path | str,
+    base: str,
+    head: str,
+    pr_body: str | None,
+    public_keys: Sequence[PublicKey],
+    *,
+    run_id: str | None = None,
+) -> tuple[dict[str, Any] | None, bool, str]:
+    """:func:`passport.recover_provenance` for a PR checked out at ``repo``.
+
+    Reads the trailers of the commits in ``base..head`` and resolves ``head`` to the commit id
+    the signed block must name. Returns ``(writer, verified, reason)``.
+    """
+
+    def recover() -> tuple[dict[str, Any] | None, bool, str]:
+        (base_sha, _), (head_sha, _) = resolve_revisions(repo, [base, head])
+        trailers = merge_trailers(commit_messages(repo, base_sha, head_sha))
+        return recover_provenance(pr_body, trailers, head_sha, run_id, public_keys)
+
+    return await anyio.to_thread.run_sync(recover)

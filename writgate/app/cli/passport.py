@@ -15,15 +15,13 @@ from passport import (
     SignatureError,
     Verification,
     build_passport,
-    commit_messages,
     dump_passport,
     load_passport,
     load_public_key,
     load_signing_key,
-    merge_trailers,
     normalize_writer,
     passport_id,
-    recover_provenance,
+    recover_pull_request_provenance,
     render_html,
     render_markdown,
     resolve_revision,
@@ -157,10 +155,9 @@ def _build(args: argparse.Namespace) -> int:
             body = args.pr_body.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             raise InvalidPassportError("cannot read the PR body", file=str(args.pr_body)) from exc
-        base_sha, _ = resolve_revision(args.repo, args.base)
-        head_sha, _ = resolve_revision(args.repo, args.head)
-        trailers = merge_trailers(commit_messages(args.repo, base_sha, head_sha))
-        writer, verified, reason = recover_provenance(body, trailers, head_sha, None, trusted)
+        writer, verified, reason = run_async(
+            lambda: recover_pull_request_provenance(args.repo, args.base, args.head, body, trusted)
+        )
 
     statement = run_async(
         lambda: build_passport(
