@@ -196,8 +196,8 @@ def _read_pr(path: Path) -> Mapping[str, Any]:
         document = yaml.safe_load(path.read_bytes())
     except OSError as exc:
         raise InputError(f"cannot read PR state: {exc.strerror}", file=str(path)) from exc
-    except yaml.YAMLError as exc:
-        raise InputError(f"not JSON or YAML: {exc}", file=str(path)) from exc
+    except (yaml.YAMLError, RecursionError, ValueError) as exc:
+        raise InputError("not a JSON or YAML document", file=str(path)) from exc
     if not isinstance(document, dict):
         raise InputError("expected a PR state (an object)", file=str(path))
     return document

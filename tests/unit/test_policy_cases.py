@@ -265,3 +265,23 @@ def test_simulation_without_baseline_lists_every_decision() -> None:
         "333333333333 acme/web@333: pending — pending: no rule applies (the policy's default)",
         "3 passports decided: 1 allow, 1 block, 1 pending",
     ]
+
+
+def test_pr_state_file_errors_are_positioned(tmp_path: Path) -> None:
+    (tmp_path / "p.json").write_text(json.dumps(statement()))
+    (tmp_path / "pr.json").write_text("[" * 3000)
+    (tmp_path / "list.json").write_text("[1, 2]")
+    for target, fragment in (
+        ("pr.json", "not a JSON or YAML document"),
+        ("list.json", "expected a PR state"),
+    ):
+        cases_file = write(
+            tmp_path / "cases.yaml",
+            f"cases:\n  - {{name: a, passport: p.json, pr: {target}, "
+            "expect: {decision: allow}}\n",
+        )
+        with pytest.raises(PolicyError) as caught:
+            load_cases(cases_file)
+        error = caught.value
+        assert (error.line, error.column, error.field) == (2, 37, "cases[0].pr")
+        assert fragment in caught.value.message
