@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
+from collections.abc import AsyncIterator
 from typing import Any
 
 import anyio
@@ -64,18 +65,18 @@ def _worker(args: argparse.Namespace) -> int:
                 **options,
             )
 
-            async def stop_on_signal() -> None:
-                with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-                    async for _ in signals:
-                        print("stopping: handing back running stages", file=sys.stderr)
-                        worker.stop()
-                        return
+            async def stop_on_signal(signals: AsyncIterator[int]) -> None:
+                async for _ in signals:
+                    print("stopping: handing back running stages", file=sys.stderr)
+                    worker.stop()
+                    return
 
-            print(f"worker {worker.worker_id} started", file=sys.stderr, flush=True)
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(stop_on_signal)
-                await worker.run()
-                tg.cancel_scope.cancel()
+            with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+                print(f"worker {worker.worker_id} started", file=sys.stderr, flush=True)
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(stop_on_signal, signals)
+                    await worker.run()
+                    tg.cancel_scope.cancel()
             print(f"worker stopped after {worker.stages_run} stage(s)", file=sys.stderr)
             return 0
 
