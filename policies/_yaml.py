@@ -50,11 +50,16 @@ def compose(text: str, source: str) -> yaml.Node | None:
             column=mark.column + 1 if mark else None,
         ) from exc
     except yaml.reader.ReaderError as exc:
+        # A reader error knows the character offset only: turn it into a line and column.
+        offset = exc.position if isinstance(exc.position, int) else 0
+        line_start = text.rfind("\n", 0, offset) + 1
         raise PolicyError(
             f"invalid YAML: unacceptable character #x{exc.character:04x}"
             if isinstance(exc.character, int)
             else "invalid YAML: the file is not valid text",
             file=source,
+            line=text.count("\n", 0, offset) + 1,
+            column=offset - line_start + 1,
         ) from exc
     except yaml.YAMLError as exc:
         raise PolicyError(f"invalid YAML: {exc}", file=source) from exc

@@ -470,9 +470,9 @@ ERRORS: list[tuple[str, str, int | None, int | None, str | None, str]] = [
     ),
     (
         "control-character",
-        HEADER + "rules: []\n\x01\n",
-        None,
-        None,
+        HEADER + "rules: []\n  \x01\n",
+        4,
+        3,
         None,
         "unacceptable character #x0001",
     ),
