@@ -217,6 +217,8 @@ async def test_direct_tcp_to_the_host_loopback_is_impossible(
         await sandbox.close()
 
 
+PROXY_EVERYTHING = {"NO_PROXY": "", "no_proxy": ""}
+
 PROXIED_GET = """
 import os, urllib.request, urllib.error
 try:
@@ -247,7 +249,11 @@ async def test_allowlisted_host_is_reachable_through_the_proxy(
     network = NetworkPolicy(mode="restricted", allowlist=("localhost",))
     sandbox = await provider.create(spec(git_repo, network=network))
     try:
-        code, output = await python(sandbox, PROXIED_GET.format(host="localhost", port=server.port))
+        # Inside the sandbox "localhost" is the sandbox itself (NO_PROXY keeps it local); here
+        # the test's host server is the allowlisted "localhost", so the client is told to proxy it.
+        code, output = await python(
+            sandbox, PROXIED_GET.format(host="localhost", port=server.port), env=PROXY_EVERYTHING
+        )
         assert code == 0, output
         assert f"STATUS 200 {PAGE}" in output
         code, output = await python(
@@ -272,7 +278,9 @@ async def test_a_host_off_the_allowlist_is_denied_by_the_proxy(
     network = NetworkPolicy(mode="restricted", allowlist=("localhost",))
     sandbox = await provider.create(spec(git_repo, network=network, labels={"runId": "run_x"}))
     try:
-        code, output = await python(sandbox, PROXIED_GET.format(host="127.0.0.1", port=server.port))
+        code, output = await python(
+            sandbox, PROXIED_GET.format(host="127.0.0.1", port=server.port), env=PROXY_EVERYTHING
+        )
         assert code == 0, output
         assert "STATUS 403" in output
         code, output = await python(
@@ -299,6 +307,29 @@ async def test_open_network_reaches_the_host_loopback(
         assert code == 0, output
         assert f"STATUS 200 {PAGE}" in output
         assert server.connections == 1
+    finally:
+        await sandbox.close()
+
+
+async def test_the_sandbox_loopback_stays_local_in_restricted_mode(
+    provider: LocalProvider, git_repo: Path, events: Events
+) -> None:
+    """A server the sandbox runs on its own 127.0.0.1 is reached directly, not via the proxy."""
+    sandbox = await provider.create(spec(git_repo, network=NetworkPolicy(mode="restricted")))
+    try:
+        code, output = await python(
+            sandbox,
+            """
+            import http.server, threading, urllib.request
+            server = http.server.HTTPServer(("127.0.0.1", 0), http.server.SimpleHTTPRequestHandler)
+            threading.Thread(target=server.serve_forever, daemon=True).start()
+            with urllib.request.urlopen(f"http://localhost:{server.server_port}/", timeout=10) as r:
+                print("LOCAL", r.status)
+            """,
+        )
+        assert code == 0, output
+        assert "LOCAL 200" in output
+        assert events.egress() == []
     finally:
         await sandbox.close()
 

@@ -118,3 +118,25 @@ async def test_an_unknown_ref_is_a_setup_error(git_repo: Path, provider: LocalPr
     with pytest.raises(SandboxSetupError, match="no-such-branch"):
         await provider.create(spec(git_repo, ref="no-such-branch"))
     assert list(provider.root.iterdir()) == []
+
+
+async def test_big_outputs_are_cut_and_marked_but_files_and_diffs_are_whole(
+    git_repo: Path, provider: LocalProvider
+) -> None:
+    sandbox = await provider.create(spec(git_repo))
+    size = 17 * 1024 * 1024
+    lines: list[int] = []
+
+    async def count(stream: str, line: str) -> None:
+        lines.append(len(line))
+
+    result = await sandbox.exec(
+        ["sh", "-c", f"head -c {size} /dev/zero | tr '\\0' 'x' | fold -w 1023"], on_output=count
+    )
+    assert result.exit_code == 0
+    assert result.stdout.endswith("output truncated after 16 MiB; on_output saw all of it]\n")
+    assert sum(lines) == size  # the sink saw every byte
+    made = await sandbox.exec(["sh", "-c", f"head -c {size} /dev/urandom > big.bin"])
+    assert made.exit_code == 0
+    assert len(await sandbox.read_file("big.bin")) == size
+    assert len(await sandbox.diff()) > size  # base85 of the whole file

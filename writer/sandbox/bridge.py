@@ -75,5 +75,6 @@ def proxy_env() -> dict[str, str]:
     env = {}
     for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
         env[name] = env[name.lower()] = url
-    env["NO_PROXY"] = env["no_proxy"] = ""
+    # The sandbox's own loopback stays local (a test suite's server inside the sandbox).
+    env["NO_PROXY"] = env["no_proxy"] = "localhost,127.0.0.1,::1"
     return env

@@ -49,6 +49,7 @@ log = logging.getLogger(__name__)
 
 _BWRAP_ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"}
 _MAX_CAPTURE = 16 * 1024 * 1024  # bytes of stdout/stderr kept in an ExecResult, per stream
+_TRUNCATED = b"\n[writgate: output truncated after 16 MiB; on_output saw all of it]\n"
 _DRAIN_SECONDS = 5.0  # how long to wait for output after the sandbox was killed
 _GIT_ENV = {
     "GIT_CONFIG_NOSYSTEM": "1",
@@ -325,7 +326,8 @@ class LocalSandbox:
                 'test -f "$1" && exec cat -- "$1"; echo "missing: $1" >&2; exit 66',
                 "sh",
                 path,
-            ]
+            ],
+            capture_limit=None,
         )
         if code == 66:
             raise SandboxFileNotFound(f"no such file in the sandbox: {path}", path=path)
@@ -349,7 +351,7 @@ class LocalSandbox:
         if base.startswith("-") or not base.strip():
             raise SandboxSpecError(f"invalid base {base!r}", field="base")
         code, out, err, _, _ = await self._run(
-            ["sh", "-c", DIFF_SCRIPT, "sh", base], env=_GIT_ENV, timeout=600
+            ["sh", "-c", DIFF_SCRIPT, "sh", base], env=_GIT_ENV, timeout=600, capture_limit=None
         )
         if code != 0:
             raise SandboxError(f"git diff failed in the sandbox: {_last_line(err)}")
@@ -423,6 +425,7 @@ class LocalSandbox:
         timeout: float | None = None,
         on_output: OutputSink | None = None,
         stdin: bytes | None = None,
+        capture_limit: int | None = _MAX_CAPTURE,
     ) -> tuple[int, bytes, bytes, bool, float]:
         await self._check_alive()
         limits = [t for t in (timeout, self.spec.limits.wall_seconds) if t is not None]
@@ -450,8 +453,8 @@ class LocalSandbox:
         self._idle.clear()
         timed_out = False
         assert process.stdout is not None and process.stderr is not None
-        out = _Capture("stdout", on_output)
-        err = _Capture("stderr", on_output)
+        out = _Capture("stdout", on_output, capture_limit)
+        err = _Capture("stderr", on_output, _MAX_CAPTURE)
         readers = asyncio.gather(
             out.consume(process.stdout), err.consume(process.stderr), _feed(process, stdin)
         )
@@ -497,20 +500,30 @@ class LocalSandbox:
 
 
 class _Capture:
-    """Collects one output stream and hands complete lines to the sink as they come."""
+    """Collects one output stream and hands complete lines to the sink as they come.
 
-    def __init__(self, stream: str, sink: OutputSink | None):
+    ``limit`` bounds what is kept (``None``: everything, for diffs and file reads); what is cut
+    is marked, never dropped silently.
+    """
+
+    def __init__(self, stream: str, sink: OutputSink | None, limit: int | None):
         self.stream = stream
         self.sink = sink
+        self.limit = limit
         self.chunks: list[bytes] = []
         self.size = 0
+        self.truncated = False
         self.pending = b""
 
     async def consume(self, reader: asyncio.StreamReader) -> None:
         while chunk := await reader.read(65536):
-            if self.size < _MAX_CAPTURE:
-                self.chunks.append(chunk[: _MAX_CAPTURE - self.size])
+            if self.limit is None or self.size + len(chunk) <= self.limit:
+                self.chunks.append(chunk)
                 self.size += len(chunk)
+            elif not self.truncated:
+                self.chunks.append(chunk[: self.limit - self.size])
+                self.size = self.limit
+                self.truncated = True
             if self.sink is not None:
                 lines = (self.pending + chunk).split(b"\n")
                 self.pending = lines.pop()
@@ -521,7 +534,7 @@ class _Capture:
             self.pending = b""
 
     def data(self) -> bytes:
-        return b"".join(self.chunks)
+        return b"".join(self.chunks) + (_TRUNCATED if self.truncated else b"")
 
 
 async def _feed(process: asyncio.subprocess.Process, data: bytes | None) -> None:
