@@ -53,25 +53,31 @@ def _row(figure: dict[str, Any]) -> dict[str, Any]:
         "peer": None,
     }
     if peer and peer.get("samples"):
-        row["peer"] = {"name": peer["name"], "median": statistics.median(
-            [float(s) for s in peer["samples"]])}
+        row["peer"] = {
+            "name": peer["name"],
+            "median": statistics.median([float(s) for s in peer["samples"]]),
+        }
     if figure.get("note"):
         row["note"] = figure["note"]
     return row
 
 
 def _markdown(rows: list[dict[str, Any]]) -> str:
-    lines = ["| figure | unit | median | min–max | runs | target | peer (median) |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [
+        "| figure | unit | median | min-max | runs | target | peer (median) |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for row in rows:
         if row.get("error"):
             lines.append(f"| {row['figure']} | | failed: {row['error']} | | | | |")
             continue
-        span = f"{_fmt(row['min'])}–{_fmt(row['max'])}" if row["median"] is not None else ""
+        span = f"{_fmt(row['min'])}-{_fmt(row['max'])}" if row["median"] is not None else ""
         peer = f"{row['peer']['name']}: {_fmt(row['peer']['median'])}" if row["peer"] else ""
         median = _fmt(row["median"]) if row["median"] is not None else ""
-        lines.append(f"| {row['figure']} | {row['unit']} | {median} | {span} | {row['runs']} "
-                     f"| {row['target'] or ''} | {peer} |")
+        lines.append(
+            f"| {row['figure']} | {row['unit']} | {median} | {span} | {row['runs']} "
+            f"| {row['target'] or ''} | {peer} |"
+        )
     return "\n".join(lines)
 
 

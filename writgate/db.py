@@ -7,7 +7,9 @@ them upgrades a read to a write. PostgreSQL runs through asyncpg (the ``postgres
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
+import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -113,11 +115,34 @@ def dialect_of(engine: AsyncEngine | AsyncConnection) -> str:
     return engine.dialect.name
 
 
+_WRITE_LOCKS: weakref.WeakKeyDictionary[AsyncEngine, dict[int, asyncio.Lock]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _write_lock(engine: AsyncEngine) -> asyncio.Lock:
+    locks = _WRITE_LOCKS.setdefault(engine, {})
+    loop = id(asyncio.get_running_loop())
+    lock = locks.get(loop)
+    if lock is None:
+        lock = locks[loop] = asyncio.Lock()
+    return lock
+
+
 @asynccontextmanager
 async def write(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
-    """A write transaction, committed on success and rolled back on error."""
-    async with engine.begin() as conn:
-        yield conn
+    """A write transaction, committed on success and rolled back on error.
+
+    On SQLite, writers of one process queue on an asyncio lock before ``BEGIN IMMEDIATE``:
+    SQLite's own busy handler waits by sleeping in growing steps, which turns a queue of
+    writers into seconds of latency. Other processes still meet the busy timeout.
+    """
+    if engine.dialect.name == "sqlite":
+        async with _write_lock(engine), engine.begin() as conn:
+            yield conn
+    else:
+        async with engine.begin() as conn:
+            yield conn
 
 
 @asynccontextmanager

@@ -100,4 +100,6 @@ def build_services(state: AppState) -> None:
     state.services["forge.github.webhook"] = WebhookSettings(
         os.environ.get("WRITGATE_GITHUB_WEBHOOK_SECRET")
     )
-    state.background.append(services.executor.serve)
+    if os.environ.get("WRITGATE_EXECUTOR", "on").lower() not in ("off", "0", "false", "no"):
+        # API-only nodes (WRITGATE_EXECUTOR=off) store runs; an executor elsewhere runs them.
+        state.background.append(services.executor.serve)
