@@ -23,6 +23,25 @@ from writgate.web import app_state, request_org, service
 from .errors import WebhookRejected
 from .local import LocalForge
 from .protocol import Annotation
+from .schemas import (
+    CheckRunList,
+    CheckRunOut,
+    CommentList,
+    CommitList,
+    CommitStatusList,
+    CommitStatusOut,
+    EventList,
+    FileList,
+    PullRequestDetail,
+    PullRequestList,
+    PullRequestOut,
+    RepositoryList,
+    RepositoryOut,
+    ReviewOut,
+    TriggerDetail,
+    TriggerList,
+    WebhookAccepted,
+)
 from .webhooks import (
     TRIGGERING,
     DuplicateDelivery,
@@ -177,12 +196,20 @@ def _name(owner: str, name: str) -> str:
 # -- repositories ------------------------------------------------------------------------------
 
 
-@router.get("/repositories", responses=_ERRORS, summary="List repositories")
+@router.get(
+    "/repositories", response_model=RepositoryList, responses=_ERRORS, summary="List repositories"
+)
 async def list_repositories(forge: Forge) -> dict[str, Any]:
     return _page([r.to_json() for r in await forge.list_repositories()])
 
 
-@router.post("/repositories", status_code=201, responses=_ERRORS, summary="Create a repository")
+@router.post(
+    "/repositories",
+    response_model=RepositoryOut,
+    status_code=201,
+    responses=_ERRORS,
+    summary="Create a repository",
+)
 async def create_repository(body: CreateRepository, forge: Forge) -> dict[str, Any]:
     repo = await forge.create_repository(
         body.name, default_branch=body.default_branch, required_contexts=body.required_contexts
@@ -190,13 +217,19 @@ async def create_repository(body: CreateRepository, forge: Forge) -> dict[str, A
     return repo.to_json()
 
 
-@router.get("/repositories/{owner}/{name}", responses=_ERRORS, summary="Get a repository")
+@router.get(
+    "/repositories/{owner}/{name}",
+    response_model=RepositoryOut,
+    responses=_ERRORS,
+    summary="Get a repository",
+)
 async def get_repository(owner: str, name: str, forge: Forge) -> dict[str, Any]:
     return (await forge.get_repository(_name(owner, name))).to_json()
 
 
 @router.put(
     "/repositories/{owner}/{name}/required-contexts",
+    response_model=RepositoryOut,
     responses=_ERRORS,
     summary="Set the contexts required to merge",
 )
@@ -209,7 +242,12 @@ async def set_required_contexts(
 # -- pull requests -----------------------------------------------------------------------------
 
 
-@router.get("/pulls", responses=_ERRORS, summary="List pull requests (newest first)")
+@router.get(
+    "/pulls",
+    response_model=PullRequestList,
+    responses=_ERRORS,
+    summary="List pull requests (newest first)",
+)
 async def list_pull_requests(
     forge: Forge,
     repository: str | None = None,
@@ -234,6 +272,7 @@ class OpenPullRequest(_Body):
 
 @router.post(
     "/repositories/{owner}/{name}/pulls",
+    response_model=PullRequestOut,
     status_code=201,
     responses=_ERRORS,
     summary="Open a pull request",
@@ -258,7 +297,7 @@ async def open_pull_request(
 _PR = "/repositories/{owner}/{name}/pulls/{number}"
 
 
-@router.get(_PR, responses=_ERRORS, summary="Get a pull request")
+@router.get(_PR, response_model=PullRequestDetail, responses=_ERRORS, summary="Get a pull request")
 async def get_pull_request(owner: str, name: str, number: int, forge: Forge) -> dict[str, Any]:
     repository = _name(owner, name)
     pr = await forge.get_pull_request(repository, number)
@@ -268,7 +307,12 @@ async def get_pull_request(owner: str, name: str, number: int, forge: Forge) -> 
     return data
 
 
-@router.patch(_PR, responses=_ERRORS, summary="Update, close or reopen a pull request")
+@router.patch(
+    _PR,
+    response_model=PullRequestOut,
+    responses=_ERRORS,
+    summary="Update, close or reopen a pull request",
+)
 async def update_pull_request(
     owner: str, name: str, number: int, body: UpdatePullRequest, forge: Forge
 ) -> dict[str, Any]:
@@ -283,17 +327,32 @@ async def update_pull_request(
     return pr.to_json()
 
 
-@router.get(_PR + "/files", responses=_ERRORS, summary="Files a pull request changes")
+@router.get(
+    _PR + "/files",
+    response_model=FileList,
+    responses=_ERRORS,
+    summary="Files a pull request changes",
+)
 async def list_files(owner: str, name: str, number: int, forge: Forge) -> dict[str, Any]:
     return _page([f.to_json() for f in await forge.list_files(_name(owner, name), number)])
 
 
-@router.get(_PR + "/commits", responses=_ERRORS, summary="Commits of a pull request")
+@router.get(
+    _PR + "/commits",
+    response_model=CommitList,
+    responses=_ERRORS,
+    summary="Commits of a pull request",
+)
 async def list_commits(owner: str, name: str, number: int, forge: Forge) -> dict[str, Any]:
     return _page([c.to_json() for c in await forge.list_commits(_name(owner, name), number)])
 
 
-@router.get(_PR + "/statuses", responses=_ERRORS, summary="Statuses on the pull request's head")
+@router.get(
+    _PR + "/statuses",
+    response_model=CommitStatusList,
+    responses=_ERRORS,
+    summary="Statuses on the pull request's head",
+)
 async def list_pr_statuses(owner: str, name: str, number: int, forge: Forge) -> dict[str, Any]:
     repository = _name(owner, name)
     pr = await forge.get_pull_request(repository, number)
@@ -301,7 +360,12 @@ async def list_pr_statuses(owner: str, name: str, number: int, forge: Forge) -> 
     return _page([s.to_json() for s in statuses])
 
 
-@router.get(_PR + "/check-runs", responses=_ERRORS, summary="Check runs on the pull request's head")
+@router.get(
+    _PR + "/check-runs",
+    response_model=CheckRunList,
+    responses=_ERRORS,
+    summary="Check runs on the pull request's head",
+)
 async def list_pr_check_runs(owner: str, name: str, number: int, forge: Forge) -> dict[str, Any]:
     repository = _name(owner, name)
     pr = await forge.get_pull_request(repository, number)
@@ -309,12 +373,22 @@ async def list_pr_check_runs(owner: str, name: str, number: int, forge: Forge) -
     return _page([r.to_json() for r in runs])
 
 
-@router.get(_PR + "/comments", responses=_ERRORS, summary="Comments of a pull request")
+@router.get(
+    _PR + "/comments",
+    response_model=CommentList,
+    responses=_ERRORS,
+    summary="Comments of a pull request",
+)
 async def list_comments(owner: str, name: str, number: int, forge: Forge) -> dict[str, Any]:
     return _page([c.to_json() for c in await forge.list_comments(_name(owner, name), number)])
 
 
-@router.get(_PR + "/events", responses=_ERRORS, summary="Ledger events of a pull request")
+@router.get(
+    _PR + "/events",
+    response_model=EventList,
+    responses=_ERRORS,
+    summary="Ledger events of a pull request",
+)
 async def list_events(
     request: Request,
     owner: str,
@@ -332,7 +406,9 @@ async def list_events(
     return _page([e.to_json() for e in events], str(events[-1].seq) if more else None)
 
 
-@router.post(_PR + "/reviews", status_code=201, responses=_ERRORS, summary="Review")
+@router.post(
+    _PR + "/reviews", response_model=ReviewOut, status_code=201, responses=_ERRORS, summary="Review"
+)
 async def review(
     owner: str, name: str, number: int, body: ReviewBody, forge: Forge
 ) -> dict[str, Any]:
@@ -342,7 +418,13 @@ async def review(
     return made.to_json()
 
 
-@router.post(_PR + "/approve", status_code=201, responses=_ERRORS, summary="Approve")
+@router.post(
+    _PR + "/approve",
+    response_model=ReviewOut,
+    status_code=201,
+    responses=_ERRORS,
+    summary="Approve",
+)
 async def approve(
     owner: str, name: str, number: int, body: ApproveBody, forge: Forge
 ) -> dict[str, Any]:
@@ -351,7 +433,12 @@ async def approve(
     ).to_json()
 
 
-@router.post(_PR + "/labels", responses=_ERRORS, summary="Add and remove labels")
+@router.post(
+    _PR + "/labels",
+    response_model=PullRequestOut,
+    responses=_ERRORS,
+    summary="Add and remove labels",
+)
 async def label(
     owner: str, name: str, number: int, body: LabelsBody, forge: Forge
 ) -> dict[str, Any]:
@@ -360,7 +447,10 @@ async def label(
 
 
 @router.post(
-    _PR + "/merge", responses=_MERGE_ERRORS, summary="Merge (guarded by required contexts)"
+    _PR + "/merge",
+    response_model=PullRequestOut,
+    responses=_MERGE_ERRORS,
+    summary="Merge (guarded by required contexts)",
 )
 async def merge(
     owner: str, name: str, number: int, forge: Forge, body: MergeBody | None = None
@@ -376,12 +466,23 @@ async def merge(
 _COMMIT = "/repositories/{owner}/{name}/commits/{sha}"
 
 
-@router.get(_COMMIT + "/statuses", responses=_ERRORS, summary="Statuses of a commit")
+@router.get(
+    _COMMIT + "/statuses",
+    response_model=CommitStatusList,
+    responses=_ERRORS,
+    summary="Statuses of a commit",
+)
 async def list_statuses(owner: str, name: str, sha: str, forge: Forge) -> dict[str, Any]:
     return _page([s.to_json() for s in await forge.list_commit_statuses(_name(owner, name), sha)])
 
 
-@router.post(_COMMIT + "/statuses", status_code=201, responses=_ERRORS, summary="Set a status")
+@router.post(
+    _COMMIT + "/statuses",
+    response_model=CommitStatusOut,
+    status_code=201,
+    responses=_ERRORS,
+    summary="Set a status",
+)
 async def set_status(
     owner: str, name: str, sha: str, body: StatusBody, forge: Forge
 ) -> dict[str, Any]:
@@ -396,13 +497,22 @@ async def set_status(
     return status.to_json()
 
 
-@router.get(_COMMIT + "/check-runs", responses=_ERRORS, summary="Check runs of a commit")
+@router.get(
+    _COMMIT + "/check-runs",
+    response_model=CheckRunList,
+    responses=_ERRORS,
+    summary="Check runs of a commit",
+)
 async def list_check_runs(owner: str, name: str, sha: str, forge: Forge) -> dict[str, Any]:
     return _page([r.to_json() for r in await forge.list_check_runs(_name(owner, name), sha)])
 
 
 @router.post(
-    _COMMIT + "/check-runs", status_code=201, responses=_ERRORS, summary="Create a check run"
+    _COMMIT + "/check-runs",
+    response_model=CheckRunOut,
+    status_code=201,
+    responses=_ERRORS,
+    summary="Create a check run",
 )
 async def create_check_run(
     owner: str, name: str, sha: str, body: CheckRunBody, forge: Forge
@@ -423,13 +533,15 @@ async def create_check_run(
 _RUN = "/repositories/{owner}/{name}/check-runs/{check_run_id}"
 
 
-@router.get(_RUN, responses=_ERRORS, summary="A check run with its annotations")
+@router.get(
+    _RUN, response_model=CheckRunOut, responses=_ERRORS, summary="A check run with its annotations"
+)
 async def get_check_run(owner: str, name: str, check_run_id: int, forge: Forge) -> dict[str, Any]:
     run = await forge.get_check_run(_name(owner, name), check_run_id)
     return run.to_json(with_annotations=True)
 
 
-@router.patch(_RUN, responses=_ERRORS, summary="Update a check run")
+@router.patch(_RUN, response_model=CheckRunOut, responses=_ERRORS, summary="Update a check run")
 async def update_check_run(
     owner: str, name: str, check_run_id: int, body: CheckRunUpdate, forge: Forge
 ) -> dict[str, Any]:
@@ -464,6 +576,7 @@ def _problem(status: int, code: str, title: str, **extra: Any) -> JSONResponse:
 
 @github_router.post(
     "/github/webhook",
+    response_model=WebhookAccepted,
     status_code=202,
     summary="Receive a GitHub webhook delivery",
     responses={
@@ -510,7 +623,12 @@ async def github_webhook(request: Request, settings: _Webhook, store: _Triggers)
     return JSONResponse({"ignored": False, "trigger": trigger.to_json()}, status_code=202)
 
 
-@github_router.get("/triggers", responses=_ERRORS, summary="Stored webhook triggers, newest first")
+@github_router.get(
+    "/triggers",
+    response_model=TriggerList,
+    responses=_ERRORS,
+    summary="Stored webhook triggers, newest first",
+)
 async def list_triggers(
     org: Org,
     store: _Triggers,
@@ -525,6 +643,11 @@ async def list_triggers(
     return _page([t.to_json() for t in found], next_cursor)
 
 
-@github_router.get("/triggers/{trigger_id}", responses=_ERRORS, summary="One trigger with payload")
+@github_router.get(
+    "/triggers/{trigger_id}",
+    response_model=TriggerDetail,
+    responses=_ERRORS,
+    summary="One trigger with payload",
+)
 async def get_trigger(trigger_id: str, org: Org, store: _Triggers) -> dict[str, Any]:
     return (await store.get(org, trigger_id)).to_json(with_payload=True)
