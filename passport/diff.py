@@ -247,7 +247,6 @@ def _sections(text: str) -> Iterator[str]:
 def _parse_section(section: str, *, metadata_only: bool = True) -> _Entry:
     stream = io.StringIO(section)  # splits on "\n" only: "\r" and other separators stay in lines
     first = stream.readline()
-    header = [first]
     old_name = new_name = None
     rename_from = rename_to = None
     kind = "modified"
@@ -278,7 +277,6 @@ def _parse_section(section: str, *, metadata_only: bool = True) -> _Entry:
         elif value.startswith("index ") and " " in value[6:]:
             mode = value.rsplit(" ", 1)[1]
             old_mode, new_mode = old_mode or mode, new_mode or mode
-        header.append(line)
 
     # Paths: rename/copy lines, then ---/+++ lines, then the diff --git line.
     if rename_from is not None and rename_to is not None:
@@ -484,7 +482,8 @@ def _translate(exc: GitError, repo: Path, base: str, head: str) -> RevisionError
     message = str(exc)
     if "not a git repository" in message.lower():
         return RevisionError(f"{repo} is not a git repository", field="repo")
-    return RevisionError(f"cannot diff {base}..{head} in {repo}: {message}", field="rev")
+    detail = message.split(" failed: ", 1)[-1]  # "git -c failed: fatal: …" -> "fatal: …"
+    return RevisionError(f"cannot diff {base}..{head} in {repo}: {detail}", field="rev")
 
 
 def _facts(patch: bytes, files: list[FileStat]) -> DiffFacts:
