@@ -20,6 +20,7 @@ class Upstream:
 
     def __init__(self) -> None:
         self.heads: list[str] = []
+        self.bodies: list[bytes] = []
         self.port = 0
         self._server: asyncio.AbstractServer | None = None
 
@@ -31,6 +32,11 @@ class Upstream:
         try:
             head = (await reader.readuntil(b"\r\n\r\n")).decode()
             self.heads.append(head)
+            if "Content-Length: " in head:
+                length = int(head.split("Content-Length: ")[1].split("\r\n")[0])
+                self.bodies.append(await reader.readexactly(length))
+            elif "Transfer-Encoding: chunked" in head:
+                self.bodies.append(await reader.readuntil(b"0\r\n\r\n"))
             body = b"upstream says hi"
             writer.write(
                 b"HTTP/1.1 200 OK\r\nConnection: close\r\n"
@@ -174,3 +180,48 @@ async def test_an_egress_that_cannot_be_recorded_is_denied(upstream: Upstream) -
             assert upstream.heads == []
         finally:
             await proxy.close()
+
+
+async def test_exactly_one_request_with_its_body_goes_upstream(
+    proxy: tuple[EgressProxy, list[Decision]], upstream: Upstream
+) -> None:
+    server, _ = proxy
+    target = f"http://localhost:{upstream.port}"
+    smuggled = b"GET /second HTTP/1.1\r\nHost: not-allowlisted.example\r\n\r\n"
+    reply = await ask(
+        server,
+        f"POST {target}/form HTTP/1.1\r\nContent-Length: 5\r\n\r\n".encode() + b"hello" + smuggled,
+    )
+    assert reply.endswith(b"upstream says hi")
+    reply = await ask(
+        server,
+        f"POST {target}/chunks HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n".encode()
+        + b"3\r\nabc\r\n2;ext=1\r\nde\r\n0\r\n\r\n"
+        + smuggled,
+    )
+    assert reply.endswith(b"upstream says hi")
+    assert [head.split("\r\n")[0] for head in upstream.heads] == [
+        "POST /form HTTP/1.1",
+        "POST /chunks HTTP/1.1",
+    ]
+    assert upstream.bodies == [b"hello", b"3\r\nabc\r\n2;ext=1\r\nde\r\n0\r\n\r\n"]
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        "Content-Length: 3\r\nTransfer-Encoding: chunked\r\n",
+        "Content-Length: 3\r\nContent-Length: 4\r\n",
+        "Transfer-Encoding: gzip, chunked\r\n",
+        "Content-Length: -1\r\n",
+    ],
+)
+async def test_ambiguous_request_framing_is_refused(
+    proxy: tuple[EgressProxy, list[Decision]], upstream: Upstream, headers: str
+) -> None:
+    server, decisions = proxy
+    reply = await ask(
+        server, f"POST http://localhost:{upstream.port}/ HTTP/1.1\r\n{headers}\r\nabc".encode()
+    )
+    assert reply.startswith(b"HTTP/1.1 400")
+    assert upstream.heads == [] and decisions == []

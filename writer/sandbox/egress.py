@@ -166,7 +166,9 @@ class EgressProxy:
         self._tasks.add(task)
         try:
             await self._handle(reader, writer)
-        except (ConnectionError, asyncio.IncompleteReadError):
+        except (ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
+            pass
+        except ValueError:  # a malformed chunk size from the client
             pass
         except Exception:  # a bug here must not take the proxy down
             log.exception("egress proxy connection failed")
@@ -247,7 +249,8 @@ class EgressProxy:
             await _reply(writer, 400, "Bad Request")
             return
         address = _split_host_port(authority, 80)
-        if address is None:
+        framing = _body_framing(headers)
+        if address is None or framing is None:
             await _reply(writer, 400, "Bad Request")
             return
         host, port = address
@@ -265,8 +268,61 @@ class EgressProxy:
         ]
         request = [f"{method} {path} {version}", f"Host: {authority}", *kept, "Connection: close"]
         up_reader, up_writer = upstream
-        up_writer.write(("\r\n".join(request) + "\r\n\r\n").encode("latin-1"))
-        await _pipe_both(reader, writer, up_reader, up_writer)
+        try:
+            up_writer.write(("\r\n".join(request) + "\r\n\r\n").encode("latin-1"))
+            await _copy_body(reader, up_writer, framing)
+            # Exactly one request goes upstream: a second one pipelined behind it (perhaps
+            # with another Host header for a shared server) is never read.
+            await _pipe(up_reader, writer)
+        finally:
+            up_writer.close()
+
+
+def _body_framing(headers: list[str]) -> int | str | None:
+    """The request body's length, ``"chunked"``, or None when the framing is ambiguous."""
+    lengths = {
+        h.split(":", 1)[1].strip() for h in headers if h.lower().startswith("content-length:")
+    }
+    encodings = [
+        h.split(":", 1)[1].strip().lower()
+        for h in headers
+        if h.lower().startswith("transfer-encoding:")
+    ]
+    if encodings:
+        return "chunked" if encodings == ["chunked"] and not lengths else None
+    if not lengths:
+        return 0
+    if len(lengths) != 1 or not next(iter(lengths)).isdigit():
+        return None
+    return int(next(iter(lengths)))
+
+
+async def _copy_body(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, framing: int | str
+) -> None:
+    """Copy exactly one request body (fixed length or chunked) from the client upstream."""
+    if isinstance(framing, int):
+        remaining = framing
+        while remaining:
+            data = await reader.read(min(remaining, 65536))
+            if not data:
+                raise asyncio.IncompleteReadError(b"", remaining)
+            writer.write(data)
+            await writer.drain()
+            remaining -= len(data)
+        return
+    while True:
+        line = await reader.readuntil(b"\r\n")
+        writer.write(line)
+        size = int(line.split(b";", 1)[0].strip() or b"x", 16)
+        if size == 0:
+            while (trailer := await reader.readuntil(b"\r\n")) != b"\r\n":
+                writer.write(trailer)
+            writer.write(b"\r\n")
+            await writer.drain()
+            return
+        writer.write(await reader.readexactly(size + 2))
+        await writer.drain()
 
 
 async def _open(host: str, port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | None:
