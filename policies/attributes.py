@@ -49,6 +49,7 @@ CHECK_STATES = ("success", "failure", "pending", "missing")
 
 
 def parse_paths(reader: Reader, attribute: str, node: yaml.Node, field: str) -> PathCondition:
+    """``paths…: <glob or list of globs>`` (gitignore syntax, checked now, not at evaluation)."""
     patterns = reader.strings(node, field, "a gitignore-style glob")
     for index, pattern in enumerate(patterns):
         if pattern.strip() in ("!", "") or pattern.lstrip().startswith("#"):
@@ -65,6 +66,7 @@ def parse_paths(reader: Reader, attribute: str, node: yaml.Node, field: str) -> 
 
 
 def parse_findings(reader: Reader, attribute: str, node: yaml.Node, field: str) -> Condition:
+    """``review.findings: {reviewer?, rule?, severity?, count?}`` or a bare count."""
     if isinstance(node, yaml.ScalarNode):
         # ``review.findings: "> 0"`` counts every finding.
         return FindingsCondition(attribute, None, None, None, parse_comparison(reader, node, field))
@@ -87,6 +89,7 @@ def parse_findings(reader: Reader, attribute: str, node: yaml.Node, field: str) 
 
 
 def parse_approvals(reader: Reader, attribute: str, node: yaml.Node, field: str) -> Condition:
+    """``approvals: {count, from?: {users?, teams?}}`` or a bare count."""
     if isinstance(node, yaml.ScalarNode):
         return ApprovalsCondition(attribute, reader.integer(node, field, minimum=1), None, None)
     entries = reader.mapping(node, field, "a mapping {count, from?} or a number of approvals")

@@ -65,6 +65,7 @@ class CaseResult:
 
     @property
     def passed(self) -> bool:
+        """Whether every expectation held."""
         return not self.failures
 
 

@@ -47,6 +47,7 @@ class RuleResult:
     message: str | None = None
 
     def to_json(self) -> dict[str, Any]:
+        """``{"name", "kind", "state", "reasons", "message"}``."""
         return {
             "name": self.name,
             "kind": self.kind,
@@ -82,6 +83,7 @@ class Decision:
         return [r for r in self.rules if r.state == "satisfied"]
 
     def to_json(self) -> dict[str, Any]:
+        """``{"decision", "rules", "policyName", "policyDigest"}`` (contract 4)."""
         return {
             "decision": self.decision,
             "rules": [r.to_json() for r in self.rules],

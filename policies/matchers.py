@@ -58,6 +58,7 @@ class Comparison:
     value: int
 
     def holds(self, actual: int) -> bool:
+        """Whether ``actual <op> value``."""
         return _OPERATORS[self.op](actual, self.value)
 
     def __str__(self) -> str:
@@ -84,6 +85,7 @@ class SeverityComparison:
     severity: str
 
     def holds(self, actual: Any) -> bool:
+        """Whether the severity ``actual`` compares as asked."""
         # A severity the reviewer invented is treated as the most severe, never ignored.
         rank = SEVERITIES.index(actual) if actual in SEVERITIES else len(SEVERITIES) - 1
         return _OPERATORS[self.op](rank, SEVERITIES.index(self.severity))
@@ -93,6 +95,7 @@ class SeverityComparison:
 
 
 def parse_severity(reader: Reader, node: yaml.Node, field: str) -> SeverityComparison:
+    """A severity (``warning``, meaning ``==``) or ``"<op> <severity>"``."""
     what = 'a severity (info, warning, error), optionally compared: ">= warning"'
     value = reader.scalar(node, field, what)
     if isinstance(value, str):
@@ -107,6 +110,7 @@ def parse_severity(reader: Reader, node: yaml.Node, field: str) -> SeverityCompa
 
 
 def text_of(value: Any) -> str | None:
+    """A scalar as the text a policy compares (``true``, ``2``); None stays None."""
     if value is None:
         return None
     if isinstance(value, bool):
@@ -125,6 +129,7 @@ class TextMatcher:
     casefold: bool = False
 
     def matches(self, actual: str) -> bool:
+        """Whether ``actual`` is one of the values, or the pattern is found in it."""
         if self.pattern is not None:
             return self.pattern.search(actual) is not None
         if self.casefold:

@@ -47,6 +47,7 @@ class RuleChange:
     reasons: list[str]
 
     def to_json(self) -> dict[str, Any]:
+        """The change as JSON."""
         return {
             "name": self.name,
             "before": self.before,
@@ -70,6 +71,7 @@ class SimulatedPassport:
         return self.baseline is not None and self.baseline.decision != self.decision.decision
 
     def to_json(self) -> dict[str, Any]:
+        """The passport's outcome as JSON, every rule included."""
         return {
             "passportId": self.input.passport_id,
             "label": self.input.label,
@@ -93,6 +95,7 @@ class Simulation:
 
     @property
     def changed(self) -> list[SimulatedPassport]:
+        """The passports whose decision differs from the baseline's."""
         return [p for p in self.passports if p.changed]
 
     def transitions(self) -> dict[str, int]:
@@ -105,6 +108,7 @@ class Simulation:
         return dict(sorted(counts.items()))
 
     def to_json(self) -> dict[str, Any]:
+        """The whole simulation: policies, summary and every passport."""
         decisions = Counter(p.decision.decision for p in self.passports)
         return {
             "policy": {"name": self.policy.name, "digest": self.policy.digest},

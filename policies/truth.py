@@ -33,6 +33,7 @@ class Outcome:
 
     @classmethod
     def of(cls, holds: bool, reason: str) -> Outcome:
+        """True or false, with one reason."""
         return cls(Truth.TRUE if holds else Truth.FALSE, (reason,))
 
 
