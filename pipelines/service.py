@@ -2,21 +2,26 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import anyio
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from writgate.ledger import Event, Ledger
 from writgate.settings import Settings
 
+from .errors import WorkerConflict
 from .records import PipelineRun
 from .spec import Pipeline
 from .store import PipelineStore
-from .worker import Worker
+from .worker import Worker, sqlite_worker_lock
 
 __all__ = ["PipelineService"]
+
+log = logging.getLogger(__name__)
 
 
 class PipelineService:
@@ -65,6 +70,20 @@ class PipelineService:
         """The run's ledger events after ``after``."""
         await self.get(org_id, run_id)
         return await self.ledger.read(run_id, org_id=org_id, after=after)
+
+    async def serve(self, *, task_status: Any = anyio.TASK_STATUS_IGNORED) -> None:
+        """Run a worker for every org until cancelled (the server's in-process worker).
+
+        On SQLite it takes the one-worker lock; when a ``writgate worker`` already holds it, the
+        server leaves the stages to that worker.
+        """
+        try:
+            with sqlite_worker_lock(self.store.engine.url):
+                task_status.started()
+                await self.worker(org_id=None).run()
+        except WorkerConflict as exc:
+            log.warning("not running pipeline stages in the server: %s", exc)
+            task_status.started()
 
     def worker(self, **options: Any) -> Worker:
         """A :class:`Worker` over this service's store (``run_id=`` for one run only)."""

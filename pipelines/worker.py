@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 
 from writgate.errors import InputError
 from writgate.settings import Settings
@@ -78,7 +78,7 @@ def _is_zombie(pid: int) -> bool:
 
 
 @contextlib.contextmanager
-def sqlite_worker_lock(database_url: str) -> Iterator[None]:
+def sqlite_worker_lock(database_url: str | URL) -> Iterator[None]:
     """Hold the one-worker lock of a SQLite database; :class:`WorkerConflict` when it is taken."""
     url = make_url(database_url)
     database = url.database or ""

@@ -27,6 +27,7 @@ ROUTERS: tuple[tuple[str, str], ...] = (
     ("writer.api", "router"),
     ("forge.api", "router"),
     ("forge.api", "github_router"),
+    ("pipelines.api", "router"),
     ("judge.api", "review_router"),
     ("judge.api", "gate_router"),
 )

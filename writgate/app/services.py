@@ -12,6 +12,7 @@ from forge.github import GitHubForge
 from forge.local import LocalForge
 from forge.protocol import Forge
 from forge.webhooks import TriggerStore, WebhookSettings
+from pipelines.service import PipelineService
 from judge.gate import MergeGate, public_url_from_env
 from judge.store import ReviewStore
 from writer.executor import Executor
@@ -100,6 +101,13 @@ def build_services(state: AppState) -> None:
     state.services["forge.github.webhook"] = WebhookSettings(
         os.environ.get("WRITGATE_GITHUB_WEBHOOK_SECRET")
     )
+    pipelines = PipelineService(
+        engine=state.engine, ledger=state.ledger, settings=state.settings, services=state.services
+    )
+    state.services["pipelines"] = pipelines
+    if os.environ.get("WRITGATE_SERVER_WORKER", "on").lower() not in ("off", "0", "false", "no"):
+        # The server runs pipeline stages itself unless dedicated `writgate worker`s do.
+        state.background.append(pipelines.serve)
     if os.environ.get("WRITGATE_EXECUTOR", "on").lower() not in ("off", "0", "false", "no"):
         # API-only nodes (WRITGATE_EXECUTOR=off) store runs; an executor elsewhere runs them.
         state.background.append(services.executor.serve)

@@ -44,7 +44,7 @@ def register(commands: Any) -> None:
 
 def _status(args: argparse.Namespace) -> int:
     async def go(database: Database, settings: Settings) -> PipelineRun:
-        async with pipeline_service(database, settings) as service:
+        async with pipeline_service(database, settings, with_services=False) as service:
             run = await service.get(settings.org, args.run_id)
             if args.watch and not run.finished:
                 async for event in database.ledger.follow(run.id, org_id=settings.org):
@@ -68,7 +68,7 @@ def _status(args: argparse.Namespace) -> int:
 
 def _list(args: argparse.Namespace) -> int:
     async def go(database: Database, settings: Settings) -> list[PipelineRun]:
-        async with pipeline_service(database, settings) as service:
+        async with pipeline_service(database, settings, with_services=False) as service:
             return await service.list_runs(
                 settings.org, status=args.status or None, name=args.name, limit=args.limit
             )
@@ -90,7 +90,7 @@ def _list(args: argparse.Namespace) -> int:
 
 def _cancel(args: argparse.Namespace) -> int:
     async def go(database: Database, settings: Settings) -> PipelineRun:
-        async with pipeline_service(database, settings) as service:
+        async with pipeline_service(database, settings, with_services=False) as service:
             return await service.cancel(settings.org, args.run_id, reason=args.reason)
 
     run = run_async(lambda: with_database(go))

@@ -1,0 +1,362 @@
+"""HTTP routes of pipeline runs, mounted by the application.
+
+``POST /api/v1/pipelines`` starts a run from a pipeline file under the server's pipeline
+directory (``WRITGATE_PIPELINE_DIR``, default ``$WRITGATE_HOME/pipelines``) or from a spec in the
+body. A spec in the body may not use ``command`` or ``python`` stages — they run code on the
+server — unless ``WRITGATE_API_HOST_STAGES=1``; files in the pipeline directory are the
+operator's and may.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic.alias_generators import to_camel
+
+from writgate.errors import BadRequestError, InputError
+from writgate.ledger import Ledger
+from writgate.web import app_state, request_org, service
+
+from .errors import PipelineSpecError, SpecProblem
+from .loader import load_pipeline, parse_pipeline, pipeline_from_data
+from .records import PipelineRun
+from .service import PipelineService
+from .spec import Pipeline
+
+__all__ = ["HOST_STAGE_KINDS", "SSE_HEARTBEAT_SECONDS", "pipeline_dir", "router"]
+
+SSE_HEARTBEAT_SECONDS = 15.0
+HOST_STAGE_KINDS = ("command", "python")
+
+router = APIRouter(prefix="/api/v1", tags=["pipelines"])
+
+Org = Annotated[str, Depends(request_org)]
+Pipelines = Annotated[PipelineService, Depends(service("pipelines"))]
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"description": "Missing or invalid API key (problem+json)."},
+    404: {"description": "No such pipeline run in the caller's org (problem+json)."},
+    422: {
+        "description": "Invalid spec or inputs; `problems` lists each with file, line, "
+        "column, stage and field (problem+json)."
+    },
+}
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
+
+
+class StartPipelineRequest(_Model):
+    """Which pipeline to run (exactly one of ``path``, ``yaml``, ``spec``) and its inputs."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+    path: str | None = Field(
+        default=None, description="a pipeline file relative to the server's pipeline directory"
+    )
+    yaml: str | None = Field(default=None, description="pipeline YAML text", max_length=1_000_000)
+    spec: dict[str, Any] | None = Field(default=None, description="the pipeline as JSON")
+    inputs: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> StartPipelineRequest:
+        given = [name for name in ("path", "yaml", "spec") if getattr(self, name) is not None]
+        if len(given) != 1:
+            raise ValueError("give exactly one of path, yaml or spec")
+        return self
+
+
+class StageRunOut(_Model):
+    """One stage of a pipeline run."""
+
+    stage: str
+    kind: str
+    status: str
+    attempt: int
+    claims: int
+    outputs: dict[str, Any] | None
+    error: str | None
+    lease_owner: str | None
+    lease_expires_at: str | None
+    not_before: str | None
+    queued_at: str | None
+    started_at: str | None
+    finished_at: str | None
+
+
+class PipelineRunOut(_Model):
+    """A pipeline run and its stages."""
+
+    id: str
+    name: str
+    status: str
+    inputs: dict[str, Any]
+    source: str | None
+    concurrency_group: str | None
+    cancel_requested: bool
+    cancel_reason: str | None
+    error: str | None
+    created_at: str | None
+    started_at: str | None
+    finished_at: str | None
+    stages: list[StageRunOut]
+
+
+class PipelineRunList(_Model):
+    """Pipeline runs, newest first."""
+
+    items: list[PipelineRunOut]
+
+
+class EventOut(_Model):
+    """One ledger event of a pipeline run."""
+
+    subject_id: str
+    seq: int
+    type: str
+    at: str
+    data: dict[str, Any]
+
+
+class EventList(_Model):
+    """A page of events."""
+
+    items: list[EventOut]
+    next_cursor: str | None = None
+
+
+class CancelRequest(_Model):
+    """Why the run is cancelled."""
+
+    reason: str = Field(default="cancelled through the API", max_length=500)
+
+
+class ValidationOut(_Model):
+    """Whether a spec is valid, and its problems."""
+
+    valid: bool
+    problems: list[dict[str, Any]]
+
+
+def _out(run: PipelineRun) -> PipelineRunOut:
+    return PipelineRunOut.model_validate(run.to_json())
+
+
+def pipeline_dir(home: Path) -> Path:
+    """The folder ``path`` requests are resolved in."""
+    configured = os.environ.get("WRITGATE_PIPELINE_DIR")
+    return Path(configured).expanduser().resolve() if configured else (home / "pipelines").resolve()
+
+
+def _load(request: StartPipelineRequest, home: Path) -> tuple[Pipeline, str, Path | None]:
+    if request.path is not None:
+        root = pipeline_dir(home)
+        target = (root / request.path).resolve()
+        if not target.is_relative_to(root) or not request.path.strip():
+            raise InputError("the path must stay inside the pipeline directory", field="/path")
+        return load_pipeline(target), str(target.relative_to(root)), target.parent
+    if request.yaml is not None:
+        pipeline = parse_pipeline(request.yaml, source="<request yaml>")
+    else:
+        pipeline = pipeline_from_data(request.spec, source="<request spec>")
+    if os.environ.get("WRITGATE_API_HOST_STAGES") != "1":
+        problems = [
+            SpecProblem(
+                f"{stage.uses!r} stages run code on the server: put this pipeline in the "
+                "server's pipeline directory and start it by path",
+                stage=stage_id,
+                field=f"stages.{stage_id}.uses",
+            )
+            for stage_id, stage in pipeline.stages.items()
+            if stage.uses in HOST_STAGE_KINDS
+        ]
+        if problems:
+            raise PipelineSpecError(problems)
+    return pipeline, "api", None
+
+
+@router.post(
+    "/pipelines",
+    status_code=201,
+    response_model=PipelineRunOut,
+    operation_id="startPipelineRun",
+    summary="Start a pipeline run",
+    responses=_ERRORS,
+)
+async def start_pipeline(
+    body: StartPipelineRequest, request: Request, org: Org, pipelines: Pipelines
+) -> PipelineRunOut:
+    """Start a run; workers (the server's own on the embedded default) execute it."""
+    home = app_state(request).settings.home
+    pipeline, source, base_dir = _load(body, home)
+    run = await pipelines.start(org, pipeline, body.inputs, source=source, base_dir=base_dir)
+    return _out(run)
+
+
+@router.post(
+    "/pipelines/validate",
+    response_model=ValidationOut,
+    operation_id="validatePipeline",
+    summary="Check a pipeline spec without running it",
+    responses={401: _ERRORS[401]},
+)
+async def validate_pipeline(
+    body: StartPipelineRequest, request: Request, _org: Org
+) -> ValidationOut:
+    """``valid`` and every problem with its line, column, stage and field."""
+    try:
+        _load(body, app_state(request).settings.home)
+    except PipelineSpecError as exc:
+        return ValidationOut(valid=False, problems=[p.to_json() for p in exc.problems])
+    return ValidationOut(valid=True, problems=[])
+
+
+@router.get(
+    "/pipeline-runs",
+    response_model=PipelineRunList,
+    operation_id="listPipelineRuns",
+    summary="List pipeline runs, newest first",
+    responses={401: _ERRORS[401]},
+)
+async def list_pipeline_runs(
+    org: Org,
+    pipelines: Pipelines,
+    status: Annotated[list[str] | None, Query()] = None,
+    name: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> PipelineRunList:
+    """Runs of the caller's org (without stages)."""
+    runs = await pipelines.list_runs(org, status=status, name=name, limit=limit)
+    return PipelineRunList(items=[_out(run) for run in runs])
+
+
+@router.get(
+    "/pipeline-runs/{run_id}",
+    response_model=PipelineRunOut,
+    operation_id="getPipelineRun",
+    summary="A pipeline run and its stages",
+    responses=_ERRORS,
+)
+async def get_pipeline_run(run_id: str, org: Org, pipelines: Pipelines) -> PipelineRunOut:
+    """The run with every stage's status, attempt, outputs and lease."""
+    return _out(await pipelines.get(org, run_id))
+
+
+@router.post(
+    "/pipeline-runs/{run_id}/cancel",
+    response_model=PipelineRunOut,
+    operation_id="cancelPipelineRun",
+    summary="Cancel a pipeline run",
+    responses=_ERRORS,
+)
+async def cancel_pipeline_run(
+    run_id: str, org: Org, pipelines: Pipelines, body: CancelRequest | None = None
+) -> PipelineRunOut:
+    """Running stages are cancelled (a writer stage cancels its writer run); ``always()`` and
+    ``cancelled()`` stages still run."""
+    reason = body.reason if body is not None else CancelRequest().reason
+    return _out(await pipelines.cancel(org, run_id, reason=reason))
+
+
+@router.get(
+    "/pipeline-runs/{run_id}/events",
+    response_model=EventList,
+    operation_id="listPipelineRunEvents",
+    summary="Read a pipeline run's event ledger",
+    responses=_ERRORS,
+)
+async def list_pipeline_run_events(
+    run_id: str,
+    org: Org,
+    pipelines: Pipelines,
+    after: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+) -> EventList:
+    """Events with ``seq > after``, oldest first."""
+    await pipelines.get(org, run_id)
+    events = await pipelines.ledger.read(run_id, org_id=org, after=after, limit=limit + 1)
+    page = events[:limit]
+    return EventList(
+        items=[EventOut.model_validate(e.to_json()) for e in page],
+        next_cursor=str(page[-1].seq) if len(events) > limit else None,
+    )
+
+
+def _sse(event_id: int | None, event: str, data: Any) -> bytes:
+    lines = [f"id: {event_id}"] if event_id is not None else []
+    lines.append(f"event: {event}")
+    lines.append("data: " + json.dumps(data, separators=(",", ":")))
+    return ("\n".join(lines) + "\n\n").encode()
+
+
+async def _stream(
+    ledger: Ledger, pipelines: PipelineService, org: str, run_id: str, after: int, heartbeat: float
+) -> AsyncIterator[bytes]:
+    yield b": connected\n\n"
+    if (await pipelines.get(org, run_id)).finished and await ledger.last_seq(run_id) <= after:
+        yield _sse(None, "done", {"pipelineRunId": run_id, "lastEventId": after})
+        return
+    async for event in ledger.subscribe(run_id, org_id=org, after=after, heartbeat=heartbeat):
+        if event is None:
+            yield b": heartbeat\n\n"
+            continue
+        yield _sse(event.seq, event.type, event.to_json())
+        if event.type == "pipeline.finished":
+            yield _sse(None, "done", {"pipelineRunId": run_id, "lastEventId": event.seq})
+            return
+
+
+class InvalidLastEventId(BadRequestError):
+    """The Last-Event-ID header is not a seq of this pipeline run."""
+
+    code = "invalid_last_event_id"
+
+
+@router.get(
+    "/pipeline-runs/{run_id}/stream",
+    operation_id="streamPipelineRunEvents",
+    summary="Follow a pipeline run's events (Server-Sent Events)",
+    response_class=StreamingResponse,
+    responses={
+        200: {
+            "description": "An SSE stream: `id: <seq>`, `event: <type>`, `data: <event JSON>`; "
+            "ends with `event: done` after `pipeline.finished`. Comment lines are heartbeats.",
+            "content": {"text/event-stream": {"schema": {"$ref": "#/components/schemas/EventOut"}}},
+        },
+        400: {"description": "Invalid Last-Event-ID (problem+json)."},
+        **_ERRORS,
+    },
+)
+async def stream_pipeline_run(
+    run_id: str,
+    request: Request,
+    org: Org,
+    pipelines: Pipelines,
+    last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
+) -> StreamingResponse:
+    """Stream events; ``Last-Event-ID`` resumes after that seq with no loss or duplicate."""
+    await pipelines.get(org, run_id)
+    ledger = pipelines.ledger
+    after = 0
+    if last_event_id is not None:
+        text = last_event_id.strip()
+        if not text.isdigit() or int(text) > await ledger.last_seq(run_id):
+            raise InvalidLastEventId(
+                f"Last-Event-ID {last_event_id[:40]!r} is not an event seq of this run",
+                field="Last-Event-ID",
+            )
+        after = int(text)
+    heartbeat = app_state(request).services.get("sse.heartbeat", SSE_HEARTBEAT_SECONDS)
+    return StreamingResponse(
+        _stream(ledger, pipelines, org, run_id, after, float(heartbeat)),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
