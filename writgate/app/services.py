@@ -12,9 +12,9 @@ from forge.github import GitHubForge
 from forge.local import LocalForge
 from forge.protocol import Forge
 from forge.webhooks import TriggerStore, WebhookSettings
-from pipelines.service import PipelineService
 from judge.gate import MergeGate, public_url_from_env
 from judge.store import ReviewStore
+from pipelines.service import PipelineService
 from writer.executor import Executor
 from writer.sandbox import SandboxProvider, provider_for
 from writer.service import WriterService
