@@ -560,6 +560,7 @@ async def update_check_run(
 # -- GitHub webhooks ---------------------------------------------------------------------------
 
 
+MAX_WEBHOOK_BYTES = 25 * 1024 * 1024
 _Webhook = Annotated[WebhookSettings, Depends(service("forge.github.webhook"))]
 
 
@@ -585,6 +586,7 @@ def _problem(status: int, code: str, title: str, **extra: Any) -> JSONResponse:
         400: {"description": "The body is not JSON or a header is missing (problem+json)."},
         401: {"description": "Missing or wrong X-Hub-Signature-256 (problem+json)."},
         409: {"description": "This X-GitHub-Delivery was already received (problem+json)."},
+        413: {"description": "The body is larger than GitHub's 25 MB cap (problem+json)."},
         503: {"description": "WRITGATE_GITHUB_WEBHOOK_SECRET is not set (problem+json)."},
     },
 )
@@ -593,7 +595,14 @@ async def github_webhook(request: Request, settings: _Webhook, store: _Triggers)
         return _problem(
             503, "webhook_not_configured", "Set WRITGATE_GITHUB_WEBHOOK_SECRET to receive webhooks."
         )
-    body = await request.body()
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_WEBHOOK_BYTES:  # GitHub caps payloads at 25 MB; never buffer more
+            return _problem(413, "webhook_too_large", "The webhook body exceeds 25 MB.")
+        chunks.append(chunk)
+    body = b"".join(chunks)
     try:
         verify_signature(settings.secret, body, request.headers.get("x-hub-signature-256"))
     except WebhookRejected as exc:

@@ -276,3 +276,32 @@ def test_webhook_signature_dedup_and_triggers(client: httpx.Client) -> None:
     assert one["payload"]["sender"]["login"] == "octocat"
     only = client.get("/api/v1/forge/triggers", params={"event": "check_suite"}).json()
     assert [t["event"] for t in only["items"]] == ["check_suite"]
+
+
+def test_webhook_refused_without_a_secret_and_when_too_large(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("WRITGATE_GITHUB_WEBHOOK_SECRET", raising=False)
+    body = json.dumps(PR_PAYLOAD).encode()
+    headers = {
+        "X-GitHub-Event": "pull_request",
+        "X-GitHub-Delivery": str(uuid.uuid4()),
+        "X-Hub-Signature-256": sign(SECRET, body),
+    }
+    with running_server(settings) as url, httpx.Client(base_url=url, timeout=30) as http:
+        refused = http.post("/api/v1/forge/github/webhook", content=body, headers=headers)
+        assert refused.status_code == 503
+        assert refused.json()["code"] == "webhook_not_configured"
+    monkeypatch.setenv("WRITGATE_GITHUB_WEBHOOK_SECRET", SECRET)
+    monkeypatch.setattr("forge.api.MAX_WEBHOOK_BYTES", 1000)
+    big = json.dumps({**PR_PAYLOAD, "padding": "x" * 5000}).encode()
+    with running_server(settings) as url, httpx.Client(base_url=url, timeout=30) as http:
+        huge = http.post(
+            "/api/v1/forge/github/webhook",
+            content=big,
+            headers={**headers, "X-Hub-Signature-256": sign(SECRET, big)},
+        )
+        assert (huge.status_code, huge.json()["code"]) == (413, "webhook_too_large")
+        token = create_api_key(settings)
+        listed = http.get("/api/v1/forge/triggers", headers={"Authorization": f"Bearer {token}"})
+        assert listed.json() == {"items": [], "nextCursor": None}
