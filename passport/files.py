@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,7 @@ __all__ = [
     "PAYLOAD_TYPE",
     "LoadedPassport",
     "check_statement",
+    "decode_base64",
     "dump_passport",
     "load_passport",
 ]
@@ -91,6 +93,16 @@ def check_statement(statement: Any, source: str = "<passport>") -> dict[str, Any
     return statement
 
 
+def decode_base64(text: str) -> bytes:
+    """DSSE base64: standard or URL-safe alphabet, padding optional (as the spec allows)."""
+    if not isinstance(text, str) or not re.fullmatch(r"[A-Za-z0-9+/_-]*={0,2}", text):
+        raise ValueError("not base64")
+    padded = text.rstrip("=")
+    padded += "=" * (-len(padded) % 4)
+    alphabet = b"-_" if ("-" in text or "_" in text) else None
+    return base64.b64decode(padded, altchars=alphabet, validate=True)
+
+
 def _check_envelope(envelope: Mapping[str, Any], source: str) -> bytes:
     """The decoded payload of a DSSE envelope, after checking its shape and payload type."""
     if envelope.get("payloadType") != PAYLOAD_TYPE:
@@ -110,7 +122,7 @@ def _check_envelope(envelope: Mapping[str, Any], source: str) -> bytes:
     if not isinstance(payload, str):
         raise InvalidPassportError("must be a base64 string", file=source, field="payload")
     try:
-        return base64.b64decode(payload, validate=True)
+        return decode_base64(payload)
     except (binascii.Error, ValueError) as exc:
         raise InvalidPassportError("is not valid base64", file=source, field="payload") from exc
 

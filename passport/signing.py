@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
 from .digest import canonical_json
 from .errors import InvalidPassportError, KeyFileError, SignatureError
-from .files import PAYLOAD_TYPE, LoadedPassport, check_statement
+from .files import PAYLOAD_TYPE, LoadedPassport, check_statement, decode_base64
 
 __all__ = [
     "KeyType",
@@ -238,7 +238,7 @@ def _b64(value: Any, field: str) -> bytes:
     if not isinstance(value, str):
         raise SignatureError(f"envelope field {field} is not a base64 string")
     try:
-        return base64.b64decode(value, validate=True)
+        return decode_base64(value)
     except (binascii.Error, ValueError) as exc:
         raise SignatureError(f"envelope field {field} is not valid base64") from exc
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import binascii
 import json
 from collections.abc import Mapping
@@ -21,7 +20,7 @@ from writgate.ids import new_id
 
 from .digest import canonical_json, passport_id
 from .errors import InvalidPassportError, PassportError
-from .files import PAYLOAD_TYPE, check_statement
+from .files import PAYLOAD_TYPE, check_statement, decode_base64
 from .tables import passports
 
 __all__ = ["PassportNotFound", "PassportStore", "StoredPassport"]
@@ -82,7 +81,7 @@ def _check_envelope_matches(statement: Mapping[str, Any], envelope: Mapping[str,
     if envelope.get("payloadType") != PAYLOAD_TYPE:
         raise InvalidPassportError(f"must be {PAYLOAD_TYPE!r}", field="envelope.payloadType")
     try:
-        payload = base64.b64decode(str(envelope.get("payload", "")), validate=True)
+        payload = decode_base64(str(envelope.get("payload", "")))
     except (binascii.Error, ValueError) as exc:
         raise InvalidPassportError("is not valid base64", field="envelope.payload") from exc
     try:

@@ -154,6 +154,16 @@ def test_unsigned_or_malformed_envelopes_are_refused() -> None:
         verify_envelope(envelope, [])
 
 
+def test_url_safe_unpadded_base64_is_accepted_as_dsse_allows() -> None:
+    key = generate_signing_key()
+    envelope = sign_statement(sample_statement(), key)
+    payload = base64.b64decode(envelope["payload"])
+    envelope["payload"] = base64.urlsafe_b64encode(payload).decode().rstrip("=")
+    sig = base64.b64decode(envelope["signatures"][0]["sig"])
+    envelope["signatures"][0]["sig"] = base64.urlsafe_b64encode(sig).decode().rstrip("=")
+    assert verify_passport(envelope, [key.public_key])[0] == sample_statement()
+
+
 def test_multiple_signers() -> None:
     one, two = generate_signing_key(), generate_signing_key("p256")
     envelope = sign_statement(sample_statement(), [one, two])
