@@ -137,3 +137,9 @@ def test_trailers() -> None:
     assert parse_trailers("Fix\n\nnot a trailer line\nKey: v\n") == {}
     merged = merge_trailers([message, "Next\n\nwritgate-run: run_2\nWritgate-Run: run_1\n"])
     assert trailer_values(merged, "WRITGATE-RUN") == ["run_1", "run_2"]
+
+
+def test_a_body_saved_with_crlf_line_endings_still_verifies() -> None:
+    # Editing a PR body in a browser turns its line endings into CRLF.
+    body = _body().replace("\n", "\r\n")
+    assert recover_provenance(body, TRAILERS, HEAD, None, [KEY.public_key])[1] is True
