@@ -67,6 +67,7 @@ __all__ = ["DEFAULT_REQUIRED_CONTEXTS", "LocalForge", "Page", "Repository"]
 
 T = TypeVar("T")
 DEFAULT_REQUIRED_CONTEXTS: tuple[str, ...] = ("writgate/merge-gate",)
+_ORG = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")  # as writgate.auth accepts for API keys
 _NAME_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 _DESCRIPTION_LIMIT = 140  # GitHub's limit for a commit status description
 
@@ -159,6 +160,11 @@ class LocalForge:
         default_required_contexts: Sequence[str] = DEFAULT_REQUIRED_CONTEXTS,
         bot_user: str = "writgate-bot",
     ):
+        if not _ORG.match(org) or ".." in org:
+            raise ForgeInputError(
+                f"org {org!r} is invalid: use lower-case letters, digits, '.', '_' or '-'",
+                field="org",
+            )
         self.engine = engine
         self.ledger = ledger
         self.home = Path(home)

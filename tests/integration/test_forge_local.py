@@ -77,6 +77,10 @@ async def test_bad_names_are_clear_input_errors(forge: LocalForge) -> None:
         assert info.value.field == "repository"
     with pytest.raises(ForgeNotFound):
         await forge.get_pull_request("acme/none", 1)
+    for org in ("../etc", "Acme", "", "a/b"):
+        with pytest.raises(ForgeInputError) as info:
+            forge.for_org(org)
+        assert info.value.field == "org"
 
 
 async def test_pull_request_lifecycle_stale_approvals_and_gate(
