@@ -136,7 +136,7 @@ VALID_ATTRIBUTES: dict[str, st.SearchStrategy[Any]] = {
     **{
         name: st.lists(short_text, min_size=1, max_size=3)
         for name in ATTRIBUTES
-        if ".any" in name or ".all" in name or ".none" in name
+        if name.startswith(("tags.", "pr.labels."))
     },
     "provenance.verified": st.booleans(),
     "pr.draft": st.booleans(),
