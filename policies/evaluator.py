@@ -93,15 +93,18 @@ class Decision:
 
 
 def _blocks(result: RuleResult) -> bool:
-    if result.kind == "block":
-        return result.state in ("unsatisfied", "error")
-    if result.kind == "require":
-        return result.state in ("unsatisfied", "error")
-    return False
+    """An applying block, or a block/require that is unsatisfied or in error."""
+    return result.kind in ("block", "require") and result.state in ("unsatisfied", "error")
 
 
 _IF_STATE: dict[Truth, RuleState] = {
     Truth.FALSE: "skipped",
+    Truth.PENDING: "pending",
+    Truth.ERROR: "error",
+}
+_REQUIRE_STATE: dict[Truth, RuleState] = {
+    Truth.TRUE: "satisfied",
+    Truth.FALSE: "unsatisfied",
     Truth.PENDING: "pending",
     Truth.ERROR: "error",
 }
@@ -121,12 +124,7 @@ def _evaluate_rule(rule: Rule, facts: Facts) -> RuleResult:
         assert rule.requirement is not None
         requirement = evaluate_predicate(rule.requirement, facts)
         reasons.extend(requirement.reasons)
-        state = {
-            Truth.TRUE: "satisfied",
-            Truth.FALSE: "unsatisfied",
-            Truth.PENDING: "pending",
-            Truth.ERROR: "error",
-        }[requirement.truth]  # type: ignore[assignment]
+        state = _REQUIRE_STATE[requirement.truth]
     elif rule.kind == "allow":
         state = "satisfied"
     else:
