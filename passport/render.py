@@ -149,6 +149,8 @@ def _render(
 ) -> str:
     if max_files < 1 or max_findings < 0:
         raise ValueError("max_files must be >= 1 and max_findings >= 0")
+    if template_dir is not None and not Path(template_dir).is_dir():
+        raise InvalidPassportError("is not a directory", file=str(template_dir))
     env = _environment(str(template_dir) if template_dir is not None else None, autoescape)
     try:
         template = env.get_template(name)

@@ -114,6 +114,11 @@ def test_user_templates_override_the_builtin_ones(tmp_path: Path) -> None:
     assert "<h3>Writer</h3>" in render_html(sample_statement(), template_dir=tmp_path)
 
 
+def test_missing_template_directory_is_an_input_error(tmp_path: Path) -> None:
+    with pytest.raises(InvalidPassportError, match="nope: is not a directory"):
+        render_markdown(sample_statement(), template_dir=tmp_path / "nope")
+
+
 def test_broken_user_template_names_file_and_line(tmp_path: Path) -> None:
     (tmp_path / "passport.md.j2").write_text("line one\n{% if %}\n")
     with pytest.raises(InvalidPassportError, match=r"passport.md.j2:2: template error"):
