@@ -310,7 +310,8 @@ class CheckCondition:
         if not isinstance(checks, Mapping):
             raise Missing("the PR state's checks is not an object")
         raw = checks.get(self.context)
-        actual = "missing" if raw is None else _CHECK_ALIASES.get(str(raw), str(raw))
+        text = str(raw).lower()
+        actual = "missing" if raw is None else _CHECK_ALIASES.get(text, text)
         wanted = " or ".join(self.expected)
         if actual in self.expected:
             return Outcome(Truth.TRUE, (f"check {self.context} is {actual}",))
@@ -349,21 +350,22 @@ class ApprovalsCondition:
         if not isinstance(reviews, list):
             raise Missing("the PR state's reviews is not a list")
         eligible = self._eligible(facts)
-        latest: dict[str, Mapping[str, Any]] = {}
+        latest: dict[str, tuple[str, Mapping[str, Any]]] = {}
         names: dict[str, str] = {}
         for review in reviews:
             if not isinstance(review, Mapping) or not isinstance(review.get("user"), str):
                 continue
+            state = str(review.get("state", "")).lower()  # GitHub spells them APPROVED, …
             # A comment does not withdraw an earlier approval (as on GitHub).
-            if review.get("state") in ("approved", "changes_requested", "dismissed"):
+            if state in ("approved", "changes_requested", "dismissed"):
                 key = review["user"].casefold()
-                latest[key] = review
+                latest[key] = (state, review)
                 names[key] = review["user"]
         approvers, not_counted = [], []
-        for key, review in latest.items():
+        for key, (state, review) in latest.items():
             name = names[key]
-            if review.get("state") != "approved":
-                not_counted.append(f"{name} ({str(review.get('state')).replace('_', ' ')})")
+            if state != "approved":
+                not_counted.append(f"{name} ({state.replace('_', ' ')})")
             elif isinstance(author, str) and key == author.casefold():
                 not_counted.append(f"{name} (the PR author)")
             elif review.get("commitSha") != head:

@@ -411,6 +411,20 @@ CASES: list[tuple[str, dict[str, Any], dict[str, Any], Any, str]] = [
     ),
     ("approvals-no-pr-state", {"approvals": 1}, {}, NO_PR, "pending"),
     (
+        "approvals-github-spelling",
+        {"approvals": 1},
+        {},
+        {"reviews": [{"user": "alice", "state": "APPROVED", "commitSha": HEAD}]},
+        "satisfied",
+    ),
+    (
+        "check-github-spelling",
+        {"checks.ci/tests": "success"},
+        {},
+        {"checks": {"ci/tests": "SUCCESS"}},
+        "satisfied",
+    ),
+    (
         "approvals-unknown-team",
         {"approvals": {"count": 1, "from": {"teams": ["ghosts"]}}},
         {},
