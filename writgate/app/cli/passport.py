@@ -134,6 +134,8 @@ def _writer_from_file(path: Path) -> dict[str, Any]:
 
 def _build(args: argparse.Namespace) -> int:
     key = load_signing_key(args.sign_key, _password()) if args.sign_key else None
+    if args.trust_key and not args.pr_body:
+        raise InvalidPassportError("only applies to --pr-body", field="--trust-key")
     trusted = [load_public_key(path) for path in args.trust_key]
     writer: dict[str, Any] | None = None
     verified, reason = False, NO_PROVENANCE
