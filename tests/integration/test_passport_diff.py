@@ -20,7 +20,7 @@ from passport import (
     read_diff,
     read_diff_sync,
 )
-from passport.diff import CONFIG_PINS, decode_path
+from passport.diff import decode_path
 
 ENV = {
     **os.environ,
@@ -40,9 +40,8 @@ def run(repo: Path, *args: str) -> bytes:
 
 
 def numstat(repo: Path, base: str = "HEAD~", head: str = "HEAD") -> list[Row]:
-    """``git diff --numstat -M -z`` (same config pins as the pinned diff), parsed."""
-    pins = [arg for pin in CONFIG_PINS for arg in ("-c", pin)]
-    output = run(repo, *pins, "diff", "--numstat", "-M", "-z", base, head, "--")
+    """Plain ``git diff --numstat -M -z`` (no user or system configuration), parsed."""
+    output = run(repo, "diff", "--numstat", "-M", "-z", base, head, "--")
     fields = output.split(b"\0")
     rows: list[Row] = []
     i = 0
