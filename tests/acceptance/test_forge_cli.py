@@ -195,6 +195,18 @@ def test_merge_allowed_after_gate_and_bad_input(env: dict[str, str], tmp_path: P
         == "merged"
     )
 
+    git(work, "checkout", "-qb", "abandoned")
+    (work / "g.txt").write_text("g\n")
+    commit_all(work, "g")
+    git(work, "push", "-q", "origin", "abandoned")
+    writgate(env, "forge", "open", "--repo", "acme/api", "--head", "abandoned", "--title", "G")
+    closed = writgate(env, "forge", "close", "2", "--repo", "acme/api")
+    assert "acme/api#2 closed" in closed.stdout
+    refused = writgate(env, "forge", "merge", "2", "--repo", "acme/api", expect=1)
+    assert "pull request #2 is closed" in refused.stderr
+    triggers = as_json(writgate(env, "forge", "triggers", "--json"))
+    assert triggers == {"items": [], "nextCursor": None}
+
     missing = writgate(env, "forge", "show", "9", "--repo", "acme/api", expect=2)
     assert "pull request #9 does not exist in acme/api" in missing.stderr
     bad = writgate(env, "forge", "prs", "--repo", "nope", expect=2)
