@@ -179,7 +179,8 @@ def parse_text(
     for index, item in enumerate(items):
         item_field = f"{field}[{index}]" if isinstance(node, yaml.SequenceNode) else field
         value = reader.scalar(item, item_field, what)
-        text = text_of(value) if not isinstance(value, (list, dict)) else None
+        # Compare with the text as written: ``ticket: 0042`` means "0042", ``flag: yes`` "yes".
+        text = None if value is None else str(item.value)
         if text is None or (choices and text not in choices):
             reader.expected(item, item_field, what)
         values.append(text)

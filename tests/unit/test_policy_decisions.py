@@ -376,3 +376,15 @@ def test_summary_is_bounded() -> None:
     decision = policies.evaluate(policy_of(rules), statement())
     line = summarize(decision)
     assert len(line) == 140 and line.endswith("…") and line.startswith("blocked by rule-000")
+
+
+def test_text_values_compare_as_written() -> None:
+    policy = policies.parse_policy(
+        "policy: writgate/v1\nname: t\nrules:\n"
+        "  - {name: code, if: {metadata.code: 0042}, allow: true}\n"
+        "  - {name: flag, if: {metadata.flag: yes}, allow: true}\n"
+        "  - {name: ratio, if: {metadata.ratio: 1.50}, allow: true}\n"
+    )
+    facts = {"writer.metadata": {"code": "0042", "flag": "yes", "ratio": "1.50"}}
+    decision = policies.evaluate(policy, statement(facts))
+    assert [r.state for r in decision.rules] == ["satisfied"] * 3

@@ -174,6 +174,27 @@ CASES: list[tuple[str, dict[str, Any], dict[str, Any], Any, str]] = [
     ("metadata-number-vs-text", {"metadata.retry": 3}, {}, PR, "satisfied"),
     ("metadata-list-of-values", {"metadata.ticket": ["OPS-1", "PAY-742"]}, {}, PR, "satisfied"),
     (
+        "metadata-text-as-written",
+        {"metadata.code": "0042"},
+        {"writer.metadata": {"code": "0042"}},
+        PR,
+        "satisfied",
+    ),
+    (
+        "metadata-yes-is-text",
+        {"metadata.flag": "yes"},
+        {"writer.metadata": {"flag": "yes"}},
+        PR,
+        "satisfied",
+    ),
+    (
+        "metadata-bool-fact",
+        {"metadata.flag": True},
+        {"writer.metadata": {"flag": True}},
+        PR,
+        "satisfied",
+    ),
+    (
         "metadata-list-valued-fact",
         {"metadata.owners": "payments"},
         {"writer.metadata": {"owners": ["web", "payments"]}},
