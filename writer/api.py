@@ -44,7 +44,7 @@ class ModelList(Model):
     next_cursor: str | None = None
 
 
-class EventOut(Model):
+class RunEvent(Model):
     """One ledger event of a run."""
 
     subject_id: str
@@ -54,10 +54,10 @@ class EventOut(Model):
     data: dict[str, Any]
 
 
-class EventList(Model):
+class RunEventList(Model):
     """A page of events."""
 
-    items: list[EventOut]
+    items: list[RunEvent]
     next_cursor: str | None = None
 
 
@@ -155,7 +155,7 @@ async def get_status(run_id: str, org: Org, writer: Writer) -> RunStatus:
 
 @router.get(
     "/runs/{run_id}/events",
-    response_model=EventList,
+    response_model=RunEventList,
     operation_id="listRunEvents",
     summary="Read a run's event ledger",
     responses=_ERRORS,
@@ -166,14 +166,14 @@ async def list_events(
     writer: Writer,
     after: Annotated[int, Query(ge=0)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
-) -> EventList:
+) -> RunEventList:
     """Events with ``seq > after``, oldest first."""
     await writer.get(org, run_id)
     events = await writer.store.ledger.read(run_id, org_id=org, after=after, limit=limit + 1)
     page = events[:limit]
     next_cursor = str(page[-1].seq) if len(events) > limit else None
-    return EventList(
-        items=[EventOut.model_validate(e.to_json()) for e in page], next_cursor=next_cursor
+    return RunEventList(
+        items=[RunEvent.model_validate(e.to_json()) for e in page], next_cursor=next_cursor
     )
 
 
@@ -213,7 +213,7 @@ async def _stream(
         200: {
             "description": "An SSE stream: `id: <seq>`, `event: <type>`, `data: <event JSON>`; "
             "ends with `event: done` after the terminal event.",
-            "content": {"text/event-stream": {"schema": {"$ref": "#/components/schemas/EventOut"}}},
+            "content": {"text/event-stream": {"schema": {"$ref": "#/components/schemas/RunEvent"}}},
         },
         400: {"description": "Invalid Last-Event-ID (problem+json)."},
         **_ERRORS,
