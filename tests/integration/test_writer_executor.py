@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import socket
 from typing import Any
 
 import anyio
@@ -8,6 +9,7 @@ import pytest
 from writer.errors import RunConflict
 from writer.lifecycle import Lifecycle
 from writer.models import CreateRunRequest, FollowUpRequest
+from writer.store import RunStore
 from writgate.app.database import Database
 from writgate.settings import Settings
 
@@ -176,3 +178,30 @@ async def test_agent_failure_and_wall_clock(settings: Settings, database: Databa
         assert bad.lifecycle is Lifecycle.FAILED and bad.failure["code"] == "agent_error"
         assert slow.lifecycle is Lifecycle.FAILED
         assert slow.failure["code"] == "wall_time_exceeded"
+
+
+async def test_restart_settles_runs_of_a_dead_process(
+    settings: Settings, database: Database
+) -> None:
+    store = RunStore(engine=database.engine, ledger=database.ledger)
+    dead = f"{socket.gethostname()}:999999:abc"  # no such pid on this host
+    running, _ = await store.create("default", _request())
+    await store.transition("default", running.id, Lifecycle.STARTING, owner=dead)
+    await store.transition("default", running.id, Lifecycle.RUNNING)
+    warm, _ = await store.create("default", _request())
+    await store.transition("default", warm.id, Lifecycle.STARTING, owner=dead)
+    await store.transition("default", warm.id, Lifecycle.RUNNING)
+    await store.transition("default", warm.id, Lifecycle.AWAITING_FOLLOW_UP)
+    alive, _ = await store.create("default", _request())
+    await store.transition(
+        "default", alive.id, Lifecycle.STARTING, owner=f"{socket.gethostname()}:1:abc"
+    )  # pid 1 lives
+    async with writer_env(settings, database) as env:
+        lost = await env.writer.get("default", running.id)
+        assert lost.lifecycle is Lifecycle.FAILED
+        assert lost.failure == {
+            "code": "sandbox_lost",
+            "message": "the process running this run stopped; its sandbox is gone",
+        }
+        assert (await env.writer.get("default", warm.id)).lifecycle is Lifecycle.EXPIRED
+        assert (await env.writer.get("default", alive.id)).lifecycle is Lifecycle.STARTING
