@@ -29,6 +29,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from writgate import db
+from writgate.git import GitError
 from writgate.ids import is_id, new_id
 from writgate.ledger import Ledger
 
@@ -225,9 +226,14 @@ class LocalForge:
         if not (path / "HEAD").exists():
             await _bare.init_bare(path, default_branch)
         if from_dir is not None and not await _bare.branch_tips(path):
-            await _bare.import_directory(
-                path, Path(from_dir), default_branch, f"Initial commit of {name}"
-            )
+            try:
+                await _bare.import_directory(
+                    path, Path(from_dir), default_branch, f"Initial commit of {name}"
+                )
+            except GitError:
+                if not await _bare.branch_tips(path):
+                    raise
+                # A concurrent creator imported first (update-ref refused to overwrite): fine.
         if existing is not None:
             return existing
         contexts = _contexts(

@@ -369,3 +369,16 @@ async def test_orgs_are_isolated_and_numbers_are_unique_under_concurrency(
     assert [p.number for p in (await forge.list_pull_requests(state="closed")).items] == [3]
     with pytest.raises(ForgeInputError):
         await forge.list_pull_requests(cursor="garbage")
+
+
+async def test_concurrent_creation_of_one_repository(forge: LocalForge, project: Path) -> None:
+    made = []
+
+    async def create() -> None:
+        made.append(await forge.create_repository("acme/web", from_dir=project))
+
+    async with anyio.create_task_group() as tg:
+        for _ in range(4):
+            tg.start_soon(create)
+    assert len({repo.id for repo in made}) == 1
+    assert git(made[0].path, "rev-list", "--count", "main").strip() == "1"
