@@ -59,6 +59,16 @@ def test_demo_goes_from_writer_to_gate_decision(tmp_path: Path) -> None:
     runs = json.loads(_run("runs", "list", "--json", home=home).stdout)["items"]
     assert runs[0]["lifecycle"] == "succeeded"
     assert runs[0]["result"]["pullRequest"]["number"] == items[0]["number"]
+    follow = _run("runs", "follow", runs[0]["id"], "--json", home=home)
+    assert follow.returncode == 0, follow.stderr
+    events = [json.loads(line) for line in follow.stdout.splitlines()]
+    assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
+    assert events[0]["type"] == "run.queued" and events[-1]["type"] == "run.succeeded"
+    assert any(e["type"] == "agent.message" for e in events)
+    show = _run("runs", "show", runs[0]["id"], home=home)
+    assert "lifecycle    succeeded" in show.stdout and "pull request #1" in show.stdout
+    listed = _run("runs", "list", "--tag", "ci", home=home)
+    assert runs[0]["id"] in listed.stdout
 
 
 @pytest.mark.parametrize(
