@@ -4,7 +4,8 @@ Requests and responses follow GitHub's published OpenAPI description (the tests 
 exchange against ``shared/github-openapi/subset.json``). Three calls use endpoints outside that
 subset: ``find_pull_request`` (``GET /repos/{o}/{r}/pulls?head=``), ``merge_pull_request``
 (``PUT …/pulls/{n}/merge``) and reading a check run before adding annotations to it without a new
-title/summary (``GET …/check-runs/{id}``); changing the draft flag needs GraphQL and is refused.
+title/summary (``GET …/check-runs/{id}``); changing the draft flag needs GraphQL
+(``convertPullRequestToDraft`` / ``markPullRequestReadyForReview``).
 
 Pushes go over HTTPS with the token in an ``http.extraHeader`` passed to git through
 ``GIT_CONFIG_*`` environment variables, so it is in no URL, argument list, log or error.
@@ -246,7 +247,7 @@ class GitHubForge:
         draft: bool | None = None,
         state: Literal["open", "closed"] | None = None,
     ) -> PullRequest:
-        """``PATCH /repos/{o}/{r}/pulls/{n}`` (title, body, state)."""
+        """``PATCH /repos/{o}/{r}/pulls/{n}`` (title, body, state); the draft flag via GraphQL."""
         changes: dict[str, Any] = {}
         if title is not None:
             changes["title"] = title
@@ -257,16 +258,24 @@ class GitHubForge:
         if draft is not None:
             current = await self.get_pull_request(repository, number)
             if current.draft != draft:
-                raise ForgeInputError(
-                    "GitHub's REST API cannot change a pull request's draft flag",
-                    field="draft",
-                )
+                await self._set_draft(current, draft)
         if not changes:
             return await self.get_pull_request(repository, number)
         data = await self.client.request(
             "PATCH", f"{_split(repository)}/pulls/{number}", json_body=changes
         )
         return self._pull_request(repository, data)
+
+    async def _set_draft(self, pr: PullRequest, draft: bool) -> None:
+        # REST cannot change the flag; GraphQL can (by the pull request's node id).
+        if not pr.id:
+            raise ForgeInputError("GitHub gave no node id for this pull request", field="draft")
+        mutation = "convertPullRequestToDraft" if draft else "markPullRequestReadyForReview"
+        query = (
+            f"mutation($id: ID!) {{ {mutation}(input: {{pullRequestId: $id}}) "
+            "{ pullRequest { isDraft } } }"
+        )
+        await self.client.graphql(query, {"id": pr.id})
 
     async def merge_pull_request(self, repository: str, number: int) -> PullRequest:
         """``PUT …/pulls/{n}/merge``; GitHub's refusal becomes :class:`MergeRefused`."""

@@ -210,6 +210,12 @@ class GitHubClient:
         if parts.scheme not in ("https", "http") or not parts.netloc:
             raise ForgeError(f"the GitHub API URL {base_url!r} is not an http(s) URL")
         self._origin = f"{parts.scheme}://{parts.netloc}"
+        # GitHub: api.github.com/graphql; Enterprise Server: HOST/api/v3 -> HOST/api/graphql.
+        self.graphql_url = (
+            self.base_url.removesuffix("/v3") + "/graphql"
+            if self.base_url.endswith("/api/v3")
+            else self.base_url + "/graphql"
+        )
         self._http = http or httpx.AsyncClient(timeout=timeout)
         self._owns_http = http is None
         self.sleep = sleep
@@ -233,6 +239,8 @@ class GitHubClient:
     def _url(self, path_or_url: str) -> str:
         if path_or_url.startswith(("http://", "https://")):
             parts = urlsplit(path_or_url)
+            if path_or_url == self.graphql_url:
+                return path_or_url
             if f"{parts.scheme}://{parts.netloc}" != self._origin or not path_or_url.startswith(
                 self.base_url
             ):
@@ -385,6 +393,19 @@ class GitHubClient:
         if status >= 500:
             return ForgeUnavailable(text, status=status)
         return ForgeError(text, status=status)
+
+    async def graphql(self, query: str, variables: Mapping[str, Any]) -> Any:
+        """Run a GraphQL operation (for what REST cannot do); its ``data``."""
+        answer = await self.request(
+            "POST", self.graphql_url, json_body={"query": query, "variables": dict(variables)}
+        )
+        errors = answer.get("errors") if isinstance(answer, dict) else None
+        if errors:
+            messages = "; ".join(
+                str(e.get("message", e)) if isinstance(e, dict) else str(e) for e in errors
+            )
+            raise ForgeError(self.scrub(f"GitHub GraphQL failed: {messages}"))
+        return answer.get("data") if isinstance(answer, dict) else None
 
     async def pages(
         self, path: str, *, params: Mapping[str, Any] | None = None, key: str | None = None

@@ -708,6 +708,18 @@ class FakeGitHub:
                 self.labels.append(name)
         return Reply(200, [schema_example("label", name=n) for n in self.labels])
 
+    @route("POST", "/api/graphql", None)
+    def graphql(self, request: Request, params: dict[str, str]) -> Reply:
+        data = request.get_json()
+        node = data["variables"]["id"]
+        pr = next((p for p in self.pulls.values() if p["node_id"] == node), None)
+        if pr is None:
+            return Reply(200, {"data": None, "errors": [{"message": f"Could not resolve {node}"}]})
+        found = re.search(r"convertPullRequestToDraft|markPullRequestReadyForReview", data["query"])
+        assert found is not None, data["query"]
+        pr["draft"] = found.group(0) == "convertPullRequestToDraft"
+        return Reply(200, {"data": {found.group(0): {"pullRequest": {"isDraft": pr["draft"]}}}})
+
 
 def _explain(exc: Exception) -> str:
     parts = [f"{type(exc).__name__}: {exc}"]

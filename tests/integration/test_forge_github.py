@@ -31,6 +31,7 @@ OUTSIDE_SUBSET = {
     "GET ^/repos/(?P<owner>[^/]+)/(?P<repo>[^/]+)/pulls$",
     "PUT ^/repos/(?P<owner>[^/]+)/(?P<repo>[^/]+)/pulls/(?P<pull_number>[^/]+)/merge$",
     "GET ^/repos/(?P<owner>[^/]+)/(?P<repo>[^/]+)/check-runs/(?P<check_run_id>[^/]+)$",
+    "POST ^/api/graphql$",
 }
 
 
@@ -226,8 +227,11 @@ async def test_pull_request_round_trip_conforms_to_githubs_description(
 
     closed = await forge.update_pull_request("acme/web", 1, title="Fix it", state="closed")
     assert (closed.title, closed.state) == ("Fix it", "closed")
-    with pytest.raises(ForgeError, match="draft flag"):
-        await forge.update_pull_request("acme/web", 1, draft=False)
+    ready = await forge.update_pull_request("acme/web", 1, draft=False)
+    assert ready.draft is False
+    assert (await forge.update_pull_request("acme/web", 1, draft=True)).draft is True
+    graphql = [e for e in fake.exchanges if e.path == "/api/graphql"]
+    assert [e.body["variables"] for e in graphql] == [{"id": "PR_1"}, {"id": "PR_1"}]
     assert all(e.authorization == f"Bearer {TOKEN}" for e in fake.exchanges)
     assert all("Bearer" not in e.query and TOKEN not in e.query for e in fake.exchanges)
 

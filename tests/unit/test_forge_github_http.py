@@ -177,3 +177,16 @@ def test_bad_api_url_and_empty_token() -> None:
     with pytest.raises(ForgeAuthError):
         TokenAuth("  ")
     assert TOKEN not in repr(TokenAuth(TOKEN))
+
+
+def test_graphql_endpoint_of_github_and_enterprise_server() -> None:
+    auth = TokenAuth(TOKEN)
+    assert GitHubClient(auth=auth).graphql_url == "https://api.github.com/graphql"
+    assert GitHubClient(auth=auth, base_url=API).graphql_url == "https://ghe.example/api/graphql"
+
+
+async def test_graphql_errors_are_forge_errors() -> None:
+    script = Script(ok({"data": None, "errors": [{"message": "Could not resolve to a node"}]}))
+    with pytest.raises(ForgeError, match="Could not resolve to a node"):
+        await script.client().graphql("query { x }", {})
+    assert str(script.requests[0].url) == "https://ghe.example/api/graphql"
