@@ -16,7 +16,7 @@ import anyio
 import pytest
 
 from tests.conftest import git
-from writer.sandbox import Limits, NetworkPolicy, SandboxEvent, SandboxSpec
+from writer.sandbox import Limits, NetworkPolicy, SandboxEvent, SandboxLost, SandboxSpec
 from writer.sandbox.local import LocalProvider, LocalSandbox
 
 pytestmark = pytest.mark.anyio
@@ -466,7 +466,10 @@ async def test_close_kills_running_commands_and_removes_everything(
     results: list[object] = []
 
     async def run() -> None:
-        results.append(await sandbox.exec(["sleep", "60"]))
+        try:
+            await sandbox.exec(["sleep", "60"])
+        except SandboxLost as exc:
+            results.append(exc)
 
     async with anyio.create_task_group() as group:
         group.start_soon(run)
@@ -478,6 +481,7 @@ async def test_close_kills_running_commands_and_removes_everything(
         started = time.monotonic()
         await sandbox.close()
     assert time.monotonic() - started < 10
+    assert [type(r) for r in results] == [SandboxLost]
     assert not directory.exists()
     mirror = next((provider.mirrors).glob("*.git"))
     assert git(mirror, "for-each-ref", "refs/writgate/") == ""

@@ -140,3 +140,27 @@ async def test_big_outputs_are_cut_and_marked_but_files_and_diffs_are_whole(
     assert made.exit_code == 0
     assert len(await sandbox.read_file("big.bin")) == size
     assert len(await sandbox.diff()) > size  # base85 of the whole file
+
+
+@pytest.mark.skipif(not cgroup_support(), reason="no writable cgroups on this machine")
+async def test_commands_start_inside_the_cgroup_and_survive_a_dead_spawner(
+    git_repo: Path, provider: LocalProvider
+) -> None:
+    sandbox = await provider.create(spec(git_repo))
+    cgroup = Cgroup.existing(f"writgate-{sandbox.id}")
+    assert cgroup is not None and sandbox._spawner is not None
+    spawner_process = sandbox._spawner._process
+    assert spawner_process is not None and spawner_process.pid in cgroup.pids()
+    seen: set[int] = set()
+
+    async def watch(stream: str, line: str) -> None:
+        seen.update(cgroup.pids())
+
+    result = await sandbox.exec(["sh", "-c", "echo started; sleep 0.2"], on_output=watch)
+    assert result.exit_code == 0
+    assert len(seen) >= 3  # the spawner, bwrap and the command, all in the sandbox's cgroup
+    spawner_process.kill()
+    await spawner_process.wait()
+    again = await sandbox.exec(["echo", "after"], stdin=b"ignored")
+    assert again.stdout == "after\n"
+    assert sandbox._spawner._process is not spawner_process

@@ -40,6 +40,7 @@ from .errors import (
 )
 from .limits import Cgroup, cgroup_support, prlimit_prefix
 from .protocol import ExecResult, OutputSink, SandboxEvent, SandboxEventSink, SandboxSpec
+from .spawner import SpawnedProcess, Spawner
 from .validation import check_env, validate_spec
 from .workspace import DIFF_SCRIPT, MIRROR, Checkout, check_out, release
 
@@ -191,7 +192,9 @@ class LocalSandbox:
         self._cgroup: Cgroup | None = None
         self._proxy: EgressProxy | None = None
         self._socket_dir: Path | None = None
-        self._processes: set[asyncio.subprocess.Process] = set()
+        self._processes: set[_Process] = set()
+        self._busy = 0
+        self._spawner: Spawner | None = None
         self._idle = asyncio.Event()
         self._idle.set()
         self._closed = False
@@ -220,6 +223,8 @@ class LocalSandbox:
         )
         if cgroup_support():
             self._cgroup = await asyncio.to_thread(Cgroup, f"writgate-{self.id}", self.spec.limits)
+            self._spawner = Spawner()
+            await self._spawner.start(preexec_fn=self._join_cgroup())
         if self.spec.network.mode == "restricted":
             # A Unix socket path must stay under 108 bytes: a short private directory.
             self._socket_dir = Path(tempfile.mkdtemp(prefix="wgx-"))
@@ -243,6 +248,8 @@ class LocalSandbox:
             self._expiry.cancel()
         for process in list(self._processes):
             _kill(process)
+        if self._spawner is not None:
+            await self._spawner.close()
         if self._cgroup is not None:
             await asyncio.to_thread(self._cgroup.kill_all)
         if self._proxy is not None:
@@ -431,26 +438,36 @@ class LocalSandbox:
         limits = [t for t in (timeout, self.spec.limits.wall_seconds) if t is not None]
         deadline = min(limits) if limits else None
         command = self._command(argv, env, cwd)
-        preexec: Callable[[], None] | None = (
-            self._cgroup.join_function() if self._cgroup is not None else None
-        )
-        started = time.monotonic()
-        try:
-            process = await asyncio.create_subprocess_exec(
-                *command,
-                stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE,
-                start_new_session=True,
-                preexec_fn=preexec,
-                # bwrap's own PID 1 inside the sandbox keeps bwrap's environment (its
-                # /proc/1/environ is readable there): it must not inherit writgate's.
-                env=_BWRAP_ENV,
-            )
-        except OSError as exc:
-            raise SandboxError(f"cannot start the sandbox process: {exc}") from exc
-        self._processes.add(process)
+        # Busy from now on: an expiry due meanwhile waits until this command has ended.
+        self._busy += 1
         self._idle.clear()
+        try:
+            started = time.monotonic()
+            try:
+                process = await self._start(command, with_stdin=stdin is not None)
+            except SandboxError as exc:
+                if self._closed:
+                    raise SandboxLost(f"sandbox {self.id} was closed", sandbox_id=self.id) from exc
+                raise
+            code, out, err, timed_out = await self._supervise(
+                process, deadline, on_output, stdin, capture_limit
+            )
+            return code, out, err, timed_out, time.monotonic() - started
+        finally:
+            self._busy -= 1
+            if self._busy == 0:
+                self._idle.set()
+
+    async def _supervise(
+        self,
+        process: _Process,
+        deadline: float | None,
+        on_output: OutputSink | None,
+        stdin: bytes | None,
+        capture_limit: int | None,
+    ) -> tuple[int, bytes, bytes, bool]:
+        """Stream the output of a started process, enforce its deadline, reap it."""
+        self._processes.add(process)
         timed_out = False
         assert process.stdout is not None and process.stderr is not None
         out = _Capture("stdout", on_output, capture_limit)
@@ -468,7 +485,15 @@ class LocalSandbox:
                     await asyncio.wait_for(asyncio.shield(readers), _DRAIN_SECONDS)
             if readers.done():
                 readers.result()  # a failing output sink fails the exec
-            code = await process.wait()
+            lost = SandboxLost(f"sandbox {self.id} was closed while the command ran")
+            try:
+                code = await process.wait()
+            except SandboxError as exc:  # the spawner went away with the sandbox
+                if self._closed:
+                    raise lost from exc
+                raise
+            if self._closed:
+                raise lost
         finally:
             if process.returncode is None:
                 _kill(process)
@@ -476,10 +501,36 @@ class LocalSandbox:
                 readers.cancel()
             with contextlib.suppress(BaseException):
                 await asyncio.wait_for(asyncio.shield(readers), _DRAIN_SECONDS)
+            if isinstance(process, SpawnedProcess):
+                process.close_pipes()
             self._processes.discard(process)
-            if not self._processes:
-                self._idle.set()
-        return code, out.data(), err.data(), timed_out, time.monotonic() - started
+        return code, out.data(), err.data(), timed_out
+
+    async def _start(self, command: list[str], *, with_stdin: bool) -> _Process:
+        """Start ``bwrap …``: through the spawner inside the cgroup, or directly."""
+        if self._spawner is not None:
+            if not self._spawner.alive:  # it died (OOM-killed with a hog?): start another
+                await self._spawner.close()
+                self._spawner = Spawner()
+                await self._spawner.start(preexec_fn=self._join_cgroup())
+            # bwrap's own PID 1 inside the sandbox keeps bwrap's environment (its
+            # /proc/1/environ is readable there): it must not inherit writgate's.
+            return await self._spawner.spawn(command, _BWRAP_ENV, with_stdin=with_stdin)
+        try:
+            return await asyncio.create_subprocess_exec(
+                *command,
+                stdin=asyncio.subprocess.PIPE if with_stdin else asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                start_new_session=True,
+                preexec_fn=self._join_cgroup(),
+                env=_BWRAP_ENV,
+            )
+        except OSError as exc:
+            raise SandboxError(f"cannot start the sandbox process: {exc}") from exc
+
+    def _join_cgroup(self) -> Callable[[], None] | None:
+        return self._cgroup.join_function() if self._cgroup is not None else None
 
     async def _on_egress(self, host: str, port: int, allowed: bool) -> None:
         await self._emit("sandbox.egress", {"host": host, "port": port, "allowed": allowed})
@@ -537,7 +588,10 @@ class _Capture:
         return b"".join(self.chunks) + (_TRUNCATED if self.truncated else b"")
 
 
-async def _feed(process: asyncio.subprocess.Process, data: bytes | None) -> None:
+_Process = asyncio.subprocess.Process | SpawnedProcess
+
+
+async def _feed(process: _Process, data: bytes | None) -> None:
     if data is None or process.stdin is None:
         return
     try:
@@ -549,7 +603,7 @@ async def _feed(process: asyncio.subprocess.Process, data: bytes | None) -> None
         process.stdin.close()
 
 
-def _kill(process: asyncio.subprocess.Process) -> None:
+def _kill(process: _Process) -> None:
     """SIGKILL the bwrap process group; --die-with-parent then takes the PID namespace down."""
     if process.returncode is not None:
         return
