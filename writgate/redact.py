@@ -37,7 +37,10 @@ def redact(text: str, extra_values: Iterable[str] = ()) -> str:
         if value and len(value) >= 6:
             text = text.replace(value, "[REDACTED]")
     for kind, pattern in SECRET_PATTERNS:
-        text = pattern.sub(
-            lambda m, k=kind: m.group(0).replace(m.group(1), f"[REDACTED:{k}]"), text
-        )
+        marker = f"[REDACTED:{kind}]"
+
+        def hide(match: re.Match[str], marker: str = marker) -> str:
+            return match.group(0).replace(match.group(1), marker)
+
+        text = pattern.sub(hide, text)
     return text
