@@ -7,6 +7,7 @@ File contents at base and head are read on demand and cached.
 
 from __future__ import annotations
 
+import re
 import tarfile
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -54,7 +55,6 @@ class ChangedFile:
     binary: bool
     added_lines: dict[int, str] = field(default_factory=dict, repr=False)
     removed_lines: dict[int, str] = field(default_factory=dict, repr=False)
-    patch: Any = field(default=None, repr=False, compare=False)  # unidiff.PatchedFile
 
     @property
     def base_path(self) -> str | None:
@@ -97,7 +97,30 @@ class Change:
         self.files = list(files)
         self.diff_text = diff_text
         self._blobs: dict[tuple[str, str], bytes | None] = {}
+        self._patches: list[Any] | None = None
+        self._trees: dict[str, dict[str, str]] = {}
+        self.cache: dict[str, Any] = {}  # reviewers share derived facts here
         self._by_path = {f.path: f for f in self.files}
+
+    def patch_set(self) -> list[Any]:
+        """The diff parsed by ``unidiff`` (one ``PatchedFile`` per file, in file order), on demand.
+
+        Reviewers that only need added or removed lines use ``ChangedFile.added_lines``, which
+        is read without it (parsing a large diff with unidiff takes a while).
+        """
+        if self._patches is None:
+            try:
+                self._patches = list(PatchSet(self.diff_text))
+            except UnidiffParseError as exc:
+                raise JudgeError(f"cannot parse the diff: {exc}") from exc
+        return self._patches
+
+    def patch(self, path: str) -> Any:
+        """The ``unidiff.PatchedFile`` of the changed file at ``path`` (``None`` if none)."""
+        for changed, patched in zip(self.files, self.patch_set(), strict=False):
+            if changed.path == path:
+                return patched
+        return None
 
     def file(self, path: str) -> ChangedFile | None:
         """The changed file at ``path`` (head path), if any."""
@@ -141,14 +164,52 @@ class Change:
         """Any file's text at ``rev`` (``None`` when missing, binary or too large)."""
         return _decode(await self.read(rev, path))
 
+    async def tree(self, rev: str) -> dict[str, str]:
+        """Every blob path at ``rev`` and its object id (one ``git ls-tree``, cached)."""
+        if rev not in self._trees:
+            listing = await run_git(["ls-tree", "-r", "-z", "--full-tree", rev], cwd=self.repo)
+            entries: dict[str, str] = {}
+            for entry in listing.decode("utf-8", "surrogateescape").split("\0"):
+                meta, _, path = entry.partition("\t")
+                parts = meta.split(" ")
+                if len(parts) == 3 and parts[1] == "blob":
+                    entries[path] = parts[2]
+            self._trees[rev] = entries
+        return self._trees[rev]
+
+    async def read_many(self, rev: str, paths: Sequence[str]) -> dict[str, bytes | None]:
+        """The bytes of each of ``paths`` at ``rev`` (``None`` when missing), in two git calls."""
+        wanted = [p for p in dict.fromkeys(paths) if (rev, p) not in self._blobs]
+        if wanted:
+            tree = await self.tree(rev)
+            present = [p for p in wanted if p in tree]
+            for path in wanted:
+                if path not in tree:
+                    self._blobs[(rev, path)] = None
+            if present:
+                request = "".join(f"{tree[path]}\n" for path in present).encode()
+                output = await run_git(["cat-file", "--batch"], cwd=self.repo, input=request)
+                for path, blob in zip(present, _batch_objects(output), strict=True):
+                    self._blobs[(rev, path)] = blob
+        return {path: self._blobs[(rev, path)] for path in paths}
+
     async def materialize_head(self, destination: Path, paths: Sequence[str] | None = None) -> Path:
-        """Write the head tree (or only ``paths``) under ``destination``; returns it."""
-        args = ["archive", "--format=tar", self.head]
+        """Write the head tree (or only ``paths``, missing ones skipped) under ``destination``."""
         if paths is not None:
-            if not paths:
-                return destination
-            args += ["--", *paths]
-        data = await run_git(args, cwd=self.repo)
+            blobs = await self.read_many(self.head, paths)
+
+            def write() -> None:
+                root = destination.resolve()
+                for path, blob in blobs.items():
+                    target = (root / path).resolve()
+                    if blob is None or not target.is_relative_to(root):
+                        continue
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    target.write_bytes(blob)
+
+            await anyio.to_thread.run_sync(write)
+            return destination
+        data = await run_git(["archive", "--format=tar", self.head], cwd=self.repo)
 
         def extract() -> None:
             with tempfile.TemporaryFile() as buffer:
@@ -165,6 +226,23 @@ class Change:
 
     def __len__(self) -> int:
         return len(self.files)
+
+
+def _batch_objects(output: bytes) -> Iterator[bytes | None]:
+    """The contents of each object of ``git cat-file --batch`` output (``None`` if missing)."""
+    position = 0
+    while position < len(output):
+        end = output.index(b"\n", position)
+        header = output[position:end].split(b" ")
+        position = end + 1
+        if header[-1] == b"missing" or len(header) != 3 or header[1] != b"blob":
+            if len(header) == 3 and header[1] != b"blob":
+                position += int(header[2]) + 1  # a tree or a submodule: skip its content
+            yield None
+            continue
+        size = int(header[2])
+        yield output[position : position + size]
+        position += size + 1
 
 
 def _decode(data: bytes | None) -> str | None:
@@ -198,20 +276,55 @@ def _parse_name_status(raw: bytes) -> list[tuple[str, str, str | None]]:
     return result
 
 
-def _parse_numstat(raw: bytes) -> list[tuple[int | None, int | None]]:
-    """``(additions, deletions)`` per entry of ``git diff --numstat -z`` (``None`` = binary)."""
-    fields = raw.decode("utf-8", "surrogateescape").split("\0")
-    result: list[tuple[int | None, int | None]] = []
-    i = 0
-    while i < len(fields) and fields[i]:
-        parts = fields[i].split("\t")
-        added, deleted = parts[0], parts[1]
-        result.append(
-            (None if added == "-" else int(added), None if deleted == "-" else int(deleted))
-        )
-        # A rename or copy has an empty path field followed by the old and new paths.
-        i += 3 if len(parts) > 2 and parts[2] == "" else 1
-    return result
+_HUNK = re.compile(r"@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@")
+
+
+def _split_files(diff_text: str) -> list[list[str]]:
+    """The lines of ``git diff`` output, one list per file (split on ``diff --git``)."""
+    chunks: list[list[str]] = []
+    for line in diff_text.split("\n"):
+        if line.startswith("diff --git "):
+            chunks.append([line])
+        elif chunks:
+            chunks[-1].append(line)
+    return chunks
+
+
+def _parse_hunks(lines: list[str]) -> tuple[dict[int, str], dict[int, str], bool]:
+    """Added lines (head numbers), removed lines (base numbers), and whether it is binary.
+
+    Inside a hunk every line is counted against the hunk header's lengths, so content that
+    looks like a header (``--- x``, ``@@``) is never misread.
+    """
+    added: dict[int, str] = {}
+    removed: dict[int, str] = {}
+    old = new = old_left = new_left = 0
+    binary = False
+    for line in lines:
+        if old_left > 0 or new_left > 0:
+            tag = line[:1]
+            if tag == "+":
+                added[new] = line[1:].rstrip("\r")
+                new += 1
+                new_left -= 1
+            elif tag == "-":
+                removed[old] = line[1:].rstrip("\r")
+                old += 1
+                old_left -= 1
+            elif tag == "\\":
+                continue  # "\ No newline at end of file"
+            else:
+                old, new = old + 1, new + 1
+                old_left, new_left = old_left - 1, new_left - 1
+            continue
+        match = _HUNK.match(line)
+        if match:
+            old, new = int(match[1]), int(match[3])
+            old_left = 1 if match[2] is None else int(match[2])
+            new_left = 1 if match[4] is None else int(match[4])
+        elif line.startswith(("Binary files ", "GIT binary patch")):
+            binary = True
+    return added, removed, binary
 
 
 async def load_change(
@@ -229,53 +342,53 @@ async def load_change(
     path = Path(repo)
     if not await anyio.Path(path).exists():
         raise JudgeError(f"repository {path} does not exist")
+    resolved: dict[str, str] = {}
+
+    async def resolve(rev: str, what: str) -> None:
+        resolved[what] = await _resolve(path, rev, what)
+
     try:
-        await run_git(["rev-parse", "--git-dir"], cwd=path)
-    except GitError as exc:
-        raise JudgeError(f"{path} is not a git repository") from exc
-    base_sha = await _resolve(path, base, "base")
-    head_sha = await _resolve(path, head, "head")
-    common = ["diff", *_DIFF_OPTIONS, base_sha, head_sha]
-    statuses = _parse_name_status(
-        await run_git([*common[:1], "--name-status", "-z", *common[1:]], cwd=path)
-    )
-    numbers = _parse_numstat(await run_git([*common[:1], "--numstat", "-z", *common[1:]], cwd=path))
-    diff_bytes = await run_git(common, cwd=path)
-    diff_text = diff_bytes.decode("utf-8", "replace")
-    try:
-        patches = list(PatchSet(diff_text))
-    except UnidiffParseError as exc:
-        raise JudgeError(f"cannot parse the diff {base_sha[:12]}..{head_sha[:12]}: {exc}") from exc
-    if not (len(statuses) == len(numbers) == len(patches)):
+        async with anyio.create_task_group() as group:
+            group.start_soon(resolve, base, "base")
+            group.start_soon(resolve, head, "head")
+    except* JudgeError as group_error:
+        try:
+            await run_git(["rev-parse", "--git-dir"], cwd=path)
+        except GitError as exc:
+            raise JudgeError(f"{path} is not a git repository") from exc
+        raise group_error.exceptions[0] from None
+    base_sha, head_sha = resolved["base"], resolved["head"]
+    common = [*_DIFF_OPTIONS, base_sha, head_sha]
+    outputs: dict[str, bytes] = {}
+
+    async def diff(key: str, *extra: str) -> None:
+        outputs[key] = await run_git(["diff", *extra, *common], cwd=path)
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(diff, "status", "--name-status", "-z")
+        group.start_soon(diff, "patch")
+    statuses = _parse_name_status(outputs["status"])
+    diff_text = outputs["patch"].decode("utf-8", "replace")
+    chunks = _split_files(diff_text)
+    if len(statuses) != len(chunks):
         raise JudgeError(
             f"inconsistent diff output for {base_sha[:12]}..{head_sha[:12]} "
-            f"({len(statuses)} files, {len(numbers)} stats, {len(patches)} patches)"
+            f"({len(statuses)} files, {len(chunks)} patches)"
         )
     files = []
-    for (status, file_path, previous), (added, deleted), patch in zip(
-        statuses, numbers, patches, strict=True
-    ):
-        binary = added is None or deleted is None or bool(patch.is_binary_file)
-        added_lines: dict[int, str] = {}
-        removed_lines: dict[int, str] = {}
-        if not binary:
-            for hunk in patch:
-                for line in hunk:
-                    if line.is_added and line.target_line_no is not None:
-                        added_lines[line.target_line_no] = line.value.rstrip("\r\n")
-                    elif line.is_removed and line.source_line_no is not None:
-                        removed_lines[line.source_line_no] = line.value.rstrip("\r\n")
+    for (status, file_path, previous), chunk in zip(statuses, chunks, strict=True):
+        # The counts of ``git diff --numstat``: the +/- lines of the patch; 0 for binary files.
+        added_lines, removed_lines, binary = _parse_hunks(chunk)
         files.append(
             ChangedFile(
                 path=file_path,
                 previous_path=previous,
                 status=status,
-                additions=0 if binary else int(added or 0),
-                deletions=0 if binary else int(deleted or 0),
+                additions=0 if binary else len(added_lines),
+                deletions=0 if binary else len(removed_lines),
                 binary=binary,
-                added_lines=added_lines,
-                removed_lines=removed_lines,
-                patch=patch,
+                added_lines={} if binary else added_lines,
+                removed_lines={} if binary else removed_lines,
             )
         )
     return Change(

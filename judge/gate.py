@@ -40,8 +40,8 @@ __all__ = [
     "MergeGate",
     "Verdict",
     "decide",
-    "pr_state_of",
     "decision_url",
+    "pr_state_of",
     "public_url_from_env",
 ]
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from pathlib import PurePosixPath
 from typing import Any, Protocol, runtime_checkable
 
 import pathspec
@@ -62,7 +61,9 @@ def path_matcher(globs: Sequence[str]) -> pathspec.GitIgnoreSpec:
 
 def suffix(path: str) -> str:
     """The lower-case file extension of ``path`` (``""`` when none)."""
-    return PurePosixPath(path).suffix.lower()
+    name = path.rpartition("/")[2]
+    index = name.rfind(".")
+    return name[index:].lower() if 0 < index < len(name) - 1 else ""
 
 
 def _where(reviewer: str, key: str) -> str:

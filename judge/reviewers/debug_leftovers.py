@@ -28,6 +28,12 @@ _RULES: tuple[tuple[tuple[str, ...], str, Severity, re.Pattern[str], str], ...] 
      "debugger call"),
 )  # fmt: skip
 _COMMENT = re.compile(r"^\s*(?:#|//|/\*|\*)")
+# Substrings one of which every rule of a language needs: most lines are skipped on them.
+_WORDS = {
+    **dict.fromkeys(_PY, ("breakpoint", "pdb", "print")),
+    **dict.fromkeys(_JS, ("debugger", "console.")),
+    **dict.fromkeys(_RB, ("binding.pry", "byebug", "debugger")),
+}
 
 
 class DebugLeftoversReviewer:
@@ -46,8 +52,11 @@ class DebugLeftoversReviewer:
         for changed in change:
             ext = suffix(changed.path)
             testing = is_test_path(changed.path)
+            words = _WORDS.get(ext)
+            if words is None:
+                continue
             for number, line in changed.added_lines.items():
-                if _COMMENT.match(line):
+                if not any(word in line for word in words) or _COMMENT.match(line):
                     continue
                 for suffixes, rule, severity, regex, what in _RULES:
                     if ext not in suffixes or not regex.search(line):

@@ -281,6 +281,12 @@ def _to_findings(reviewer: str, diagnostics: Sequence[Diagnostic], change: Chang
     return findings
 
 
+async def _tree_files(change: Change, names: Sequence[str]) -> set[str]:
+    """Paths at head whose file name is one of ``names``."""
+    wanted = set(names)
+    return {path for path in await change.tree(change.head) if path.rpartition("/")[2] in wanted}
+
+
 def find_ruff() -> str | None:
     """The ruff executable: on PATH, or next to the running Python."""
     found = shutil.which("ruff")
@@ -326,17 +332,15 @@ class RuffReviewer:
         executable = self.executable or find_ruff()
         if executable is None:
             raise ReviewerError("ruff is not installed (pip install ruff)")
-        configs = sorted(
-            {
-                str(Path(parent, name).as_posix()).removeprefix("./")
-                for path in paths
-                for parent in [*Path(path).parents]
-                for name in _RUFF_CONFIGS
-            }
-        )
+        configs = {
+            str(Path(parent, name).as_posix()).removeprefix("./")
+            for path in paths
+            for parent in [*Path(path).parents]
+            for name in _RUFF_CONFIGS
+        }
         with tempfile.TemporaryDirectory(prefix="writgate-ruff-") as tmp:
             root = Path(tmp)
-            present = [c for c in configs if await change.read(change.head, c) is not None]
+            present = sorted(configs & await _tree_files(change, _RUFF_CONFIGS))
             await change.materialize_head(root, [*paths, *present])
             # Without a configuration of its own, ruff must not pick one up around the temp dir.
             isolated = [] if present else ["--isolated"]

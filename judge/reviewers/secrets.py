@@ -88,6 +88,22 @@ _PLACEHOLDER = re.compile(
     r"|your[_-].*|example.*|dummy.*|fake.*|test.*|placeholder.*|redacted.*|none|null|true|false)$"
 )
 _ALLOW = "pragma: allowlist secret"
+# A cheap first look (on the lower-cased line): a line with none of these substrings cannot
+# match any pattern above, and most lines of a change hold none of them.
+_KEYWORDS = (
+    "akia", "asia", "abia", "acca", "ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_", "xox",
+    "hooks.slack.com", "sk_live", "sk_test", "rk_live", "rk_test", "aiza", "private key",
+    "secret", "token", "passw", "pwd", "apikey", "api_key", "api-key", "accesskey", "access_key",
+    "access-key", "authkey", "auth_key", "auth-key", "privatekey", "private_key", "private-key",
+    "credential",
+)  # fmt: skip
+
+
+_QUICK = re.compile("|".join(re.escape(keyword) for keyword in _KEYWORDS))
+
+
+def _might_hold_secret(line: str) -> bool:
+    return _QUICK.search(line.lower()) is not None
 
 
 def shannon_entropy(value: str) -> float:
@@ -156,6 +172,8 @@ class SecretsReviewer:
     ) -> tuple[list[tuple[str, str, Severity, str]], list[tuple[int, int]]]:
         hits: list[tuple[str, str, Severity, str]] = []
         spans: list[tuple[int, int]] = []
+        if not _might_hold_secret(line):
+            return hits, spans
         for pattern in PATTERNS:
             for match in pattern.regex.finditer(line):
                 start, end = match.span("value")
@@ -185,12 +203,15 @@ class SecretsReviewer:
 
 def secret_values(change: Change) -> set[str]:
     """Every secret value on the change's added lines, to redact other reviewers' output."""
-    scanner = SecretsReviewer()
-    found: set[str] = set()
-    for changed in change:
-        for line in changed.added_lines.values():
-            found.update(scanner.values(line))
-    return found
+    cached = change.cache.get("secrets.values")
+    if cached is None:
+        scanner = SecretsReviewer()
+        cached = set()
+        for changed in change:
+            for line in changed.added_lines.values():
+                cached.update(scanner.values(line))
+        change.cache["secrets.values"] = cached
+    return set(cached)
 
 
 def redact(text: str, values: set[str]) -> str:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from pathlib import PurePosixPath
 
 from ..change import Change, ChangedFile
 from ..findings import Finding, Severity
@@ -108,7 +107,7 @@ class _PyFile:
 def _is_python_test(path: str | None) -> bool:
     if not path or suffix(path) != ".py":
         return False
-    name = PurePosixPath(path).name
+    name = path.rpartition("/")[2]
     return is_test_path(path) and name != "conftest.py" and not name.startswith("__")
 
 
@@ -361,14 +360,21 @@ class TestTamperingReviewer:
         return findings
 
     def _coverage(self, changed: ChangedFile) -> list[Finding]:
+        in_coverage_file = any(word in changed.path.lower() for word in ("coverage", "codecov"))
+
         def values(lines: Iterable[str]) -> list[float]:
-            found = []
+            found: list[float] = []
             for line in lines:
+                lowered = line.lower()
+                if not in_coverage_file and not (
+                    "cov" in lowered or "under" in lowered or "threshold" in lowered
+                ):
+                    continue  # cheap first look before the regexes
                 if _COMMENT.match(line) and "=" not in line:
                     continue
-                for match in _COVERAGE.finditer(line):
-                    if _COVERAGE_CONTEXT.search(line) or "coverage" in changed.path:
-                        found.append(float(match.group("value")))
+                if not (in_coverage_file or _COVERAGE_CONTEXT.search(line)):
+                    continue
+                found.extend(float(m.group("value")) for m in _COVERAGE.finditer(line))
             return found
 
         before = values(changed.removed_lines.values())
