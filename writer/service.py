@@ -62,12 +62,15 @@ class WriterService:
             raise RunConflict(
                 "the run is busy with a turn", code="run_busy", nextActions=["cancel", "stream"]
             )
-        if record.lifecycle is L.AWAITING_FOLLOW_UP:
-            if len(record.turns) >= spec.safety.resources.max_turns:
-                raise RunConflict(
-                    f"the run reached maxTurns={spec.safety.resources.max_turns}",
-                    code="max_turns_exceeded",
-                )
+        max_turns = spec.safety.resources.max_turns
+        if len(record.turns) >= max_turns and message.fallback != "chain":
+            raise RunConflict(
+                f"run {run_id} used all of its maxTurns={max_turns}; send the message with "
+                '"fallback": "chain" to continue in a chained run',
+                code="max_turns_exceeded",
+                nextActions=next_actions_for(record.lifecycle),
+            )
+        if record.lifecycle is L.AWAITING_FOLLOW_UP and len(record.turns) < max_turns:
             try:
                 return await self.executor.follow_up(org_id, run_id, message.text), False
             except RunConflict as exc:

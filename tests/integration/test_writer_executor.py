@@ -103,6 +103,24 @@ async def test_warm_follow_up_reuses_run_and_sandbox(
         assert done.lifecycle is Lifecycle.SUCCEEDED
 
 
+async def test_max_turns_ends_the_run_and_refuses_more(
+    settings: Settings, database: Database
+) -> None:
+    async with writer_env(settings, database) as env:
+        request = _request(safety={"resources": {"maxTurns": 2}})
+        record, _ = await env.writer.create_run("default", request)
+        with anyio.fail_after(60):
+            record = await env.writer.wait("default", record.id)
+        assert record.lifecycle is Lifecycle.AWAITING_FOLLOW_UP
+        await env.writer.send_message("default", record.id, FollowUpRequest(text="two"))
+        with anyio.fail_after(60):
+            record = await env.writer.wait("default", record.id)
+        assert record.lifecycle is Lifecycle.SUCCEEDED and len(record.turns) == 2
+        with pytest.raises(RunConflict) as info:
+            await env.writer.send_message("default", record.id, FollowUpRequest(text="three"))
+        assert info.value.code == "max_turns_exceeded"
+
+
 async def test_expired_session_and_chained_fallback(settings: Settings, database: Database) -> None:
     async with writer_env(settings, database) as env:
         record, _ = await env.writer.create_run("default", _request(session={"keepWarmSeconds": 1}))
