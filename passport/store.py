@@ -160,9 +160,17 @@ class PassportStore:
         return _from_row(row)
 
     async def list(
-        self, org_id: str, since: datetime | None = None, limit: int = 50
+        self,
+        org_id: str,
+        since: datetime | None = None,
+        limit: int = 50,
+        *,
+        before: str | None = None,
     ) -> list[StoredPassport]:
-        """The org's passports, newest first; ``since`` keeps those created at or after it."""
+        """The org's passports, newest first; ``since`` keeps those created at or after it.
+
+        ``before`` (a stored id, ``pp_…``) continues a listing after that passport.
+        """
         if not 1 <= limit <= _MAX_LIMIT:
             raise InvalidPassportError(f"must be between 1 and {_MAX_LIMIT}", field="limit")
         query = select(passports).where(passports.c.org_id == org_id)
@@ -170,7 +178,9 @@ class PassportStore:
             if since.tzinfo is None:
                 raise InvalidPassportError("must be timezone-aware", field="since")
             query = query.where(passports.c.created_at >= since.astimezone(UTC))
-        query = query.order_by(passports.c.created_at.desc(), passports.c.id.desc()).limit(limit)
+        if before is not None:
+            query = query.where(passports.c.id < before)
+        query = query.order_by(passports.c.id.desc()).limit(limit)
         async with db.read(self.engine) as conn:
             rows = (await conn.execute(query)).all()
         return [_from_row(row) for row in rows]

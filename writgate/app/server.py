@@ -30,6 +30,7 @@ ROUTERS: tuple[tuple[str, str], ...] = (
     ("pipelines.api", "router"),
     ("judge.api", "review_router"),
     ("judge.api", "gate_router"),
+    ("writgate.app.passports_api", "router"),
 )
 
 # Domain errors -> HTTP status. Subclasses inherit their parent's status.
