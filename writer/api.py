@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import re
-from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
-from writgate.errors import BadRequestError, InputError
-from writgate.ledger import Ledger
-from writgate.web import app_state, request_org, service
+from writgate.errors import InputError
+from writgate.sse import LedgerEvent, LedgerEventList, event_stream
+from writgate.web import request_org, service
 
 from .catalog import ModelEntry, load_catalog
 from .lifecycle import Lifecycle
@@ -20,9 +18,11 @@ from .models import CreateRunRequest, FollowUpRequest, Model, Run, RunList, RunS
 from .service import WriterService
 from .store import RunFilters
 
-__all__ = ["SSE_HEARTBEAT_SECONDS", "router"]
+__all__ = ["TERMINAL_EVENTS", "router"]
 
-SSE_HEARTBEAT_SECONDS = 15.0
+TERMINAL_EVENTS = frozenset(
+    f"run.{state}" for state in ("succeeded", "failed", "cancelled", "expired")
+)
 _IDEMPOTENCY_KEY = re.compile(r"^[\x20-\x7e]{1,255}$")
 
 router = APIRouter(prefix="/api/v1/coding-agent", tags=["coding-agent"])
@@ -41,23 +41,6 @@ class ModelList(Model):
     """The model catalog."""
 
     items: list[ModelEntry]
-    next_cursor: str | None = None
-
-
-class RunEvent(Model):
-    """One ledger event of a run."""
-
-    subject_id: str
-    seq: int
-    type: str
-    at: str
-    data: dict[str, Any]
-
-
-class RunEventList(Model):
-    """A page of events."""
-
-    items: list[RunEvent]
     next_cursor: str | None = None
 
 
@@ -155,7 +138,7 @@ async def get_status(run_id: str, org: Org, writer: Writer) -> RunStatus:
 
 @router.get(
     "/runs/{run_id}/events",
-    response_model=RunEventList,
+    response_model=LedgerEventList,
     operation_id="listRunEvents",
     summary="Read a run's event ledger",
     responses=_ERRORS,
@@ -166,42 +149,15 @@ async def list_events(
     writer: Writer,
     after: Annotated[int, Query(ge=0)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
-) -> RunEventList:
+) -> LedgerEventList:
     """Events with ``seq > after``, oldest first."""
     await writer.get(org, run_id)
     events = await writer.store.ledger.read(run_id, org_id=org, after=after, limit=limit + 1)
     page = events[:limit]
     next_cursor = str(page[-1].seq) if len(events) > limit else None
-    return RunEventList(
-        items=[RunEvent.model_validate(e.to_json()) for e in page], next_cursor=next_cursor
+    return LedgerEventList(
+        items=[LedgerEvent.model_validate(e.to_json()) for e in page], next_cursor=next_cursor
     )
-
-
-def _sse(event_id: int | None, event: str, data: Any) -> bytes:
-    lines = []
-    if event_id is not None:
-        lines.append(f"id: {event_id}")
-    lines.append(f"event: {event}")
-    lines.append("data: " + json.dumps(data, separators=(",", ":")))
-    return ("\n".join(lines) + "\n\n").encode()
-
-
-async def _stream(
-    ledger: Ledger, writer: WriterService, org: str, run_id: str, after: int, heartbeat: float
-) -> AsyncIterator[bytes]:
-    terminal = {f"run.{state}" for state in ("succeeded", "failed", "cancelled", "expired")}
-    yield b": connected\n\n"
-    if (await writer.get(org, run_id)).terminal and await ledger.last_seq(run_id) <= after:
-        yield _sse(None, "done", {"runId": run_id, "lastEventId": after})
-        return
-    async for event in ledger.subscribe(run_id, org_id=org, after=after, heartbeat=heartbeat):
-        if event is None:
-            yield b": heartbeat\n\n"
-            continue
-        yield _sse(event.seq, event.type, event.to_json())
-        if event.type in terminal:
-            yield _sse(None, "done", {"runId": run_id, "lastEventId": event.seq})
-            return
 
 
 @router.get(
@@ -213,7 +169,9 @@ async def _stream(
         200: {
             "description": "An SSE stream: `id: <seq>`, `event: <type>`, `data: <event JSON>`; "
             "ends with `event: done` after the terminal event.",
-            "content": {"text/event-stream": {"schema": {"$ref": "#/components/schemas/RunEvent"}}},
+            "content": {
+                "text/event-stream": {"schema": {"$ref": "#/components/schemas/LedgerEvent"}}
+            },
         },
         400: {"description": "Invalid Last-Event-ID (problem+json)."},
         **_ERRORS,
@@ -228,31 +186,19 @@ async def stream(
 ) -> StreamingResponse:
     """Stream events; ``Last-Event-ID`` resumes after that seq with no loss or duplicate."""
     await writer.get(org, run_id)
-    ledger = writer.store.ledger
-    after = 0
-    if last_event_id is not None:
-        text = last_event_id.strip()
-        if not text.isdigit() or int(text) > await ledger.last_seq(run_id):
-            raise _bad_last_event_id(last_event_id)
-        after = int(text)
-    heartbeat = app_state(request).services.get("sse.heartbeat", SSE_HEARTBEAT_SECONDS)
-    return StreamingResponse(
-        _stream(ledger, writer, org, run_id, after, float(heartbeat)),
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-    )
 
+    async def finished() -> bool:
+        return (await writer.get(org, run_id)).terminal
 
-class InvalidLastEventId(BadRequestError):
-    """The Last-Event-ID header is not a seq of this run."""
-
-    code = "invalid_last_event_id"
-
-
-def _bad_last_event_id(value: str) -> InvalidLastEventId:
-    shown = value[:40]
-    return InvalidLastEventId(
-        f"Last-Event-ID {shown!r} is not an event seq of this run", field="Last-Event-ID"
+    return await event_stream(
+        request,
+        writer.store.ledger,
+        org_id=org,
+        subject_id=run_id,
+        last_event_id=last_event_id,
+        finished=finished,
+        final_types=TERMINAL_EVENTS,
+        done={"runId": run_id},
     )
 
 
