@@ -1,19 +1,21 @@
 # Shared by scripts/demo and scripts/test: the system packages and the virtual environment.
 # Usage: . scripts/_venv.sh EXTRAS  (EXTRAS like "" or "[dev,postgres]")
+# WRITGATE_APT_EXTRA may list more "command:package" pairs (the package is installed when the
+# command is missing).
 
 need_apt=()
-command -v git >/dev/null 2>&1 || need_apt+=(git)
-command -v bwrap >/dev/null 2>&1 || need_apt+=(bubblewrap)
+for pair in git:git bwrap:bubblewrap "${WRITGATE_APT_EXTRA[@]:-}"; do
+    [ -n "$pair" ] || continue
+    command -v "${pair%%:*}" >/dev/null 2>&1 || need_apt+=("${pair#*:}")
+done
 # Sandboxed agents and validation run the system's Python, not the virtual environment's.
 [ -x /usr/bin/python3 ] || need_apt+=(python3)
-for pkg in "${WRITGATE_APT_EXTRA[@]:-}"; do
-    [ -n "$pkg" ] && ! dpkg -s "$pkg" >/dev/null 2>&1 && need_apt+=("$pkg")
-done
 if [ "${#need_apt[@]}" -gt 0 ]; then
     if [ "$(id -u)" = 0 ]; then
         echo "installing system packages: ${need_apt[*]}"
-        apt-get update -qq >/dev/null
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
+        apt-get -o DPkg::Lock::Timeout=600 update -qq >/dev/null
+        DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq \
+            "${need_apt[@]}" >/dev/null
     else
         echo "missing system packages (install them as root): ${need_apt[*]}" >&2
         exit 1
