@@ -26,6 +26,13 @@ PYTHON=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
     "$PYTHON" -m venv .venv
 fi
-.venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip 2>&1 | grep -v '^WARNING: Location' || true
-.venv/bin/python -m pip install -q --disable-pip-version-check -e ".$1" 2>&1 | grep -v '^WARNING: Location' || true
+pip_log=$(mktemp)
+if ! { .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip &&
+       .venv/bin/python -m pip install -q --disable-pip-version-check -e ".$1"; } >"$pip_log" 2>&1
+then
+    grep -v '^WARNING: Location' "$pip_log" >&2 || true
+    echo "installing writgate$1 failed" >&2
+    exit 1
+fi
+rm -f "$pip_log"
 .venv/bin/python -c "import writgate" || { echo "installation failed" >&2; exit 1; }
