@@ -49,14 +49,27 @@ def events() -> Events:
     return Events()
 
 
-@pytest.fixture(params=["local", "e2b"])
+@pytest.fixture(params=["local", "e2b-fake", "e2b"])
 async def provider(
-    request: pytest.FixtureRequest, tmp_path: Path, events: Events
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    events: Events,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> AsyncIterator[SandboxProvider]:
-    """Each provider, started the way the writer starts it (``provider_for``)."""
-    if request.param == "e2b" and not os.environ.get("E2B_API_KEY"):
+    """Each provider, started the way the writer starts it (``provider_for``).
+
+    ``e2b-fake`` is the e2b provider talking to a local stand-in for the E2B cloud (see
+    test_sandbox_fake_e2b.py); ``e2b`` is the real thing and needs ``E2B_API_KEY``.
+    """
+    name = request.param
+    if name == "e2b" and not os.environ.get("E2B_API_KEY"):
         pytest.skip("E2B_API_KEY is not set: the e2b conformance run needs an E2B account")
-    provider = provider_for(request.param, home=tmp_path / "home", on_event=events)
+    if name == "e2b-fake":
+        from tests.integration.test_sandbox_fake_e2b import install_fake_e2b
+
+        install_fake_e2b(monkeypatch)
+        name = "e2b"
+    provider = provider_for(name, home=tmp_path / "home", on_event=events)
     try:
         yield provider
     finally:

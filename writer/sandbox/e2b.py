@@ -183,6 +183,9 @@ class E2BProvider:
         )
         async with _translated("create the E2B sandbox"):
             remote = await self._e2b.AsyncSandbox.create(**args, **self._api)
+        known = self._sandboxes.get(remote.sandbox_id)
+        if known is not None:  # the idempotency key named a sandbox this process already has
+            return known
         sandbox = E2BSandbox(
             provider=self,
             remote=remote,
@@ -289,7 +292,9 @@ class E2BSandbox:
                 await run_git(["update-ref", "-d", bundle_ref], cwd=mirror_path, check=False)
             async with _translated("upload the workspace", self.id):
                 await self._remote.files.write(_BUNDLE, bundle.read_bytes())
+        # An idempotent create may hand back a sandbox that already has its workspace.
         script = """set -e
+if [ -d "$1/.git" ]; then rm -f "$2"; exit 0; fi
 git init -q "$1"
 cd "$1"
 git fetch -q "$2" "$3:refs/remotes/origin/base"
