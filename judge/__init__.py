@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from .change import Change, ChangedFile, load_change
-from .errors import JudgeError, MergeRefused, ReviewConfigError, ReviewerError
+from .errors import JudgeError, MergeRefused, ReviewConfigError, ReviewerError, RevisionNotFound
 from .export import to_rdjson, to_rdjsonl, to_sarif
 from .findings import Finding, fingerprint
-from .gate import MergeGate, decision_url, public_url_from_env
+from .gate import MergeGate, Verdict, decide, decision_url, public_url_from_env
 from .publish import Publisher, render_check_summary, status_description
+from .pull_requests import PullRequestVerdict, checkout_pull_request, judge_pull_request
 from .review import ReviewerOutcome, ReviewResult, review_change, run_reviewers
 from .reviewers import (
     BUILTIN_REVIEWERS,
@@ -31,6 +32,7 @@ __all__ = [  # noqa: RUF022 (plain sorted order, checked by a test)
     "MergeGate",
     "MergeRefused",
     "Publisher",
+    "PullRequestVerdict",
     "ReviewConfigError",
     "ReviewResult",
     "ReviewRun",
@@ -38,9 +40,14 @@ __all__ = [  # noqa: RUF022 (plain sorted order, checked by a test)
     "Reviewer",
     "ReviewerError",
     "ReviewerOutcome",
+    "RevisionNotFound",
+    "Verdict",
+    "checkout_pull_request",
     "create_reviewer",
+    "decide",
     "decision_url",
     "fingerprint",
+    "judge_pull_request",
     "load_change",
     "public_url_from_env",
     "register_reviewer",

@@ -21,7 +21,7 @@ from unidiff.patch import PatchSet
 
 from writgate.git import GitError, run_git
 
-from .errors import JudgeError
+from .errors import JudgeError, RevisionNotFound
 
 __all__ = ["Change", "ChangedFile", "load_change"]
 
@@ -255,7 +255,7 @@ async def _resolve(repo: Path, rev: str, what: str) -> str:
     try:
         out = await run_git(["rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}"], cwd=repo)
     except GitError as exc:
-        raise JudgeError(f"{what} revision {rev!r} is not a commit in {repo}") from exc
+        raise RevisionNotFound(f"revision {rev!r} is not a commit in {repo}", field=what) from exc
     return out.decode().strip()
 
 
@@ -341,7 +341,7 @@ async def load_change(
     """
     path = Path(repo)
     if not await anyio.Path(path).exists():
-        raise JudgeError(f"repository {path} does not exist")
+        raise RevisionNotFound(f"repository {path} does not exist", field="repo")
     resolved: dict[str, str] = {}
 
     async def resolve(rev: str, what: str) -> None:
@@ -355,7 +355,7 @@ async def load_change(
         try:
             await run_git(["rev-parse", "--git-dir"], cwd=path)
         except GitError as exc:
-            raise JudgeError(f"{path} is not a git repository") from exc
+            raise RevisionNotFound(f"{path} is not a git repository", field="repo") from exc
         raise group_error.exceptions[0] from None
     base_sha, head_sha = resolved["base"], resolved["head"]
     common = [*_DIFF_OPTIONS, base_sha, head_sha]

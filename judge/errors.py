@@ -6,7 +6,8 @@
     ├── JudgeError                  root of this package
     │   └── ReviewerError           a reviewer could not run (tool missing, bad output, timeout)
     ├── InputError
-    │   └── ReviewConfigError       a reviewer name or option is invalid
+    │   ├── ReviewConfigError       a reviewer name or option is invalid
+    │   └── RevisionNotFound        the repository or a revision of the change does not exist
     └── ConflictError
         └── MergeRefused            the merge gate does not allow the merge (yet)
 """
@@ -15,7 +16,13 @@ from __future__ import annotations
 
 from writgate.errors import ConflictError, InputError, WritgateError
 
-__all__ = ["JudgeError", "MergeRefused", "ReviewConfigError", "ReviewerError"]
+__all__ = [
+    "JudgeError",
+    "MergeRefused",
+    "ReviewConfigError",
+    "ReviewerError",
+    "RevisionNotFound",
+]
 
 
 class JudgeError(WritgateError):
@@ -34,6 +41,12 @@ class ReviewConfigError(InputError):
     """The reviewer configuration is invalid."""
 
     code = "invalid_reviewer_config"
+
+
+class RevisionNotFound(JudgeError, InputError):
+    """The repository or a revision of the change does not exist."""
+
+    code = "revision_not_found"
 
 
 class MergeRefused(ConflictError):

@@ -542,7 +542,7 @@ def test_review_result_passport_reviews_shape(tmp_path: Path) -> None:
 
 def test_bad_revision_is_a_clear_error(tmp_path: Path) -> None:
     repo, base, _head = make_repo(tmp_path, {}, {"a": "b\n"})
-    with pytest.raises(judge.JudgeError, match="head revision 'nope' is not a commit"):
+    with pytest.raises(judge.JudgeError, match="head: revision 'nope' is not a commit"):
         anyio.run(review_change, repo, base, "nope")
     with pytest.raises(judge.JudgeError, match="is not a git repository"):
         anyio.run(review_change, tmp_path, "HEAD~1", "HEAD")
