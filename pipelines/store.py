@@ -80,6 +80,19 @@ class _RunState:
     inputs: dict[str, Any]
     concurrency_group: str | None
     cancel_requested: bool
+    base_dir: str | None = None
+    # the stage states read with the run (consumed by the next _advance)
+    states: dict[str, _StageState] | None = None
+
+
+@dataclass
+class _Takeover:
+    """A worker's offer to start, in the same transaction, stages that become ready."""
+
+    worker_id: str
+    lease_seconds: float
+    limit: int
+    claimed: list[Claim] = field(default_factory=list)
 
 
 @dataclass
@@ -174,23 +187,54 @@ class PipelineStore:
         )
 
     async def _lock_run(
-        self, conn: AsyncConnection, run_id: str, org_id: str | None = None
+        self,
+        conn: AsyncConnection,
+        run_id: str,
+        org_id: str | None = None,
+        *,
+        with_states: bool = False,
     ) -> _RunState:
-        query = select(
+        columns: list[Any] = [
             runs_t.c.id,
             runs_t.c.org_id,
             runs_t.c.status,
             runs_t.c.inputs,
             runs_t.c.concurrency_group,
             runs_t.c.cancel_requested,
-        ).where(runs_t.c.id == run_id)
+            runs_t.c.base_dir,
+        ]
+        if with_states:  # one round trip for the run and its stages
+            columns += [
+                stages_t.c.stage_id,
+                stages_t.c.status.label("stage_status"),
+                stages_t.c.kind,
+                stages_t.c.attempt,
+                stages_t.c.outputs,
+            ]
+            query = select(*columns).select_from(
+                runs_t.join(stages_t, stages_t.c.pipeline_run_id == runs_t.c.id)
+            )
+        else:
+            query = select(*columns)
+        query = query.where(runs_t.c.id == run_id)
         if org_id is not None:
             query = query.where(runs_t.c.org_id == org_id)
         if self.dialect == "postgresql":
-            query = query.with_for_update()
-        row = (await conn.execute(query)).one_or_none()
-        if row is None:
+            query = query.with_for_update(of=runs_t)
+        rows = (await conn.execute(query)).all()
+        if not rows:
             raise PipelineRunNotFound(f"no pipeline run {run_id!r}")
+        row = rows[0]
+        states = (
+            {
+                r.stage_id: _StageState(
+                    status=r.stage_status, kind=r.kind, attempt=r.attempt, outputs=r.outputs
+                )
+                for r in rows
+            }
+            if with_states
+            else None
+        )
         pipeline = self._specs.get(run_id)
         if pipeline is None:
             spec = (
@@ -205,6 +249,8 @@ class PipelineStore:
             inputs=dict(row.inputs),
             concurrency_group=row.concurrency_group,
             cancel_requested=bool(row.cancel_requested),
+            base_dir=row.base_dir,
+            states=states,
         )
 
     # -- creating runs ---------------------------------------------------------------------------
@@ -430,11 +476,23 @@ class PipelineStore:
             return True, ""
         return False, f"its condition is false: {condition}"
 
-    async def _advance(self, conn: AsyncConnection, run: _RunState, now: datetime) -> None:
-        """Queue or skip every pending stage whose needs are finished; finish the run when done."""
+    async def _advance(
+        self,
+        conn: AsyncConnection,
+        run: _RunState,
+        now: datetime,
+        takeover: _Takeover | None = None,
+    ) -> None:
+        """Queue or skip every pending stage whose needs are finished; finish the run when done.
+
+        With ``takeover``, stages that become ready are started for that worker right here (up
+        to its limit) instead of being queued: a chain costs one transaction per stage.
+        """
         if run.status != "running":
             return
-        states = await self._stage_states(conn, run.id)
+        states, run.states = run.states, None
+        if states is None:
+            states = await self._stage_states(conn, run.id)
         changed = True
         while changed:
             changed = False
@@ -462,7 +520,35 @@ class PipelineStore:
                         error=exc.message,
                     )
                     continue
-                if runs:
+                if runs and takeover is not None and len(takeover.claimed) < takeover.limit:
+                    state.status, state.attempt = "running", 1
+                    await self._set_stage(
+                        conn,
+                        run.id,
+                        stage_id,
+                        status="running",
+                        attempt=1,
+                        claims=1,
+                        queued_at=now,
+                        started_at=now,
+                        heartbeat_at=now,
+                        lease_owner=takeover.worker_id,
+                        lease_expires_at=now + timedelta(seconds=takeover.lease_seconds),
+                    )
+                    await self._event(
+                        conn,
+                        run,
+                        None,
+                        "stage.started",
+                        stage=stage_id,
+                        kind=state.kind,
+                        attempt=1,
+                        worker=takeover.worker_id,
+                    )
+                    takeover.claimed.append(
+                        self._claim_from_states(run, stage_id, states, takeover)
+                    )
+                elif runs:
                     state.status, state.attempt = "queued", 1
                     await self._set_stage(
                         conn, run.id, stage_id, status="queued", attempt=1, queued_at=now
@@ -477,6 +563,38 @@ class PipelineStore:
                     )
         if all(s.status in TERMINAL_STAGE_STATUSES for s in states.values()):
             await self._finish(conn, run, states, now)
+
+    def _claim_from_states(
+        self,
+        run: _RunState,
+        stage_id: str,
+        states: Mapping[str, _StageState],
+        takeover: _Takeover,
+    ) -> Claim:
+        upstream = {
+            sid: UpstreamStage(
+                stage_id=sid,
+                kind=states[sid].kind,
+                status=states[sid].status,
+                outputs=dict(states[sid].outputs or {}),
+            )
+            for sid in run.pipeline.ancestors(stage_id)
+        }
+        return Claim(
+            pipeline_run_id=run.id,
+            org_id=run.org_id,
+            stage_id=stage_id,
+            kind=states[stage_id].kind,
+            attempt=1,
+            claims=1,
+            worker_id=takeover.worker_id,
+            pipeline=run.pipeline,
+            inputs=dict(run.inputs),
+            base_dir=run.base_dir,
+            cancel_requested=run.cancel_requested,
+            reclaimed=False,
+            upstream=upstream,
+        )
 
     async def _set_stage(
         self, conn: AsyncConnection, run_id: str, stage_id: str, **values: Any
@@ -738,12 +856,33 @@ class PipelineStore:
 
     async def succeed(self, claim: Claim, outputs: Mapping[str, Any]) -> bool:
         """Record the stage's success and queue what it frees; False when the lease was lost."""
+        kept, _ = await self.complete(claim, outputs)
+        return kept
+
+    async def complete(
+        self,
+        claim: Claim,
+        outputs: Mapping[str, Any],
+        *,
+        take_next: int = 0,
+        lease_seconds: float = 30.0,
+    ) -> tuple[bool, list[Claim]]:
+        """Record the stage's success; start up to ``take_next`` freed stages for its worker.
+
+        Returns whether the outcome was kept (False when the lease was lost) and the stages
+        started for the worker in the same transaction (the others are queued for anyone).
+        """
         values = _json_safe(dict(outputs))
 
-        async def succeed() -> bool:
+        async def succeed() -> tuple[bool, list[Claim]]:
             now = _now()
+            takeover = (
+                _Takeover(worker_id=claim.worker_id, lease_seconds=lease_seconds, limit=take_next)
+                if take_next > 0
+                else None
+            )
             async with self._transaction() as conn:
-                run = await self._lock_run(conn, claim.pipeline_run_id)
+                run = await self._lock_run(conn, claim.pipeline_run_id, with_states=True)
                 result = await conn.execute(
                     update(stages_t)
                     .where(self._held(claim))
@@ -757,7 +896,10 @@ class PipelineStore:
                     )
                 )
                 if result.rowcount != 1:
-                    return False
+                    return False, []
+                assert run.states is not None
+                run.states[claim.stage_id].status = "succeeded"
+                run.states[claim.stage_id].outputs = values
                 await self._event(
                     conn,
                     run,
@@ -767,10 +909,10 @@ class PipelineStore:
                     attempt=claim.attempt,
                     outputs=values,
                 )
-                await self._advance(conn, run, now)
-                return True
+                await self._advance(conn, run, now, takeover)
+                return True, list(takeover.claimed) if takeover else []
 
-        done: bool = await self._retrying(succeed)
+        done: tuple[bool, list[Claim]] = await self._retrying(succeed)
         return done
 
     async def fail(

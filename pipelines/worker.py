@@ -152,6 +152,7 @@ class Worker:
         self._stop = anyio.Event()
         self._run_done = False
         self._stopping = False
+        self._task_group: anyio.abc.TaskGroup | None = None
 
     # -- control ---------------------------------------------------------------------------------
 
@@ -176,6 +177,7 @@ class Worker:
         failure: Exception | None = None
         try:
             async with anyio.create_task_group() as tg:
+                self._task_group = tg
                 tg.start_soon(self._heartbeats)
                 if self.listen and self.store.dialect == "postgresql":
                     tg.start_soon(self._listen)
@@ -214,9 +216,7 @@ class Worker:
                     run_id=self.run_id,
                 )
                 for claim in claims:
-                    scope = anyio.CancelScope()
-                    self._running[claim.key] = _Running(claim=claim, scope=scope)
-                    tg.start_soon(self._execute, claim, scope)
+                    self._launch(tg, claim)
                 if len(claims) == free:
                     await anyio.lowlevel.checkpoint()
                     continue
@@ -225,6 +225,11 @@ class Worker:
                 if status not in ("queued", "running"):
                     return
             await self._sleep()
+
+    def _launch(self, tg: anyio.abc.TaskGroup, claim: Claim) -> None:
+        scope = anyio.CancelScope()
+        self._running[claim.key] = _Running(claim=claim, scope=scope)
+        tg.start_soon(self._execute, claim, scope)
 
     async def _sleep(self) -> None:
         timeout = self.poll_interval
@@ -355,12 +360,17 @@ class Worker:
             )
         return outputs
 
-    async def _record(self, entry: _Running, outcome: tuple[str, Any]) -> None:
+    async def _record(self, entry: _Running, outcome: tuple[str, Any]) -> bool:
+        """Record the outcome; True when freed stages were started here in the same commit."""
         claim = entry.claim
+        chained: list[Claim] = []
         with anyio.CancelScope(shield=True):
             kind, value = outcome
             if kind == "ok":
-                kept = await self.store.succeed(claim, value)
+                free = 0 if self._stopping else self.concurrency - len(self._running) + 1
+                kept, chained = await self.store.complete(
+                    claim, value, take_next=free, lease_seconds=self.lease_seconds
+                )
                 result = "succeeded" if kept else "lost"
             else:
                 message, retryable, outputs = value
@@ -369,10 +379,15 @@ class Worker:
             if result == "lost":
                 log.warning("stage %s of %s: lease lost, outcome dropped", *claim.key[::-1])
             self.stages_run += 1
+            if chained and self._task_group is not None:
+                for next_claim in chained:
+                    self._launch(self._task_group, next_claim)
+        return bool(chained)
 
     async def _execute(self, claim: Claim, scope: anyio.CancelScope) -> None:
         entry = self._running[claim.key]
         ctx: StageContext | None = None
+        chained = False
         stage = claim.pipeline.stages[claim.stage_id]
         try:
             with scope:
@@ -411,7 +426,7 @@ class Worker:
                     )
                     outcome = ("error", (f"{type(exc).__name__}: {exc}", True, None))
                 try:
-                    await self._record(entry, outcome)
+                    chained = await self._record(entry, outcome)
                 except Exception:
                     # The lease runs out and the stage is claimed again: nothing is lost.
                     log.exception("could not record stage %s of %s", *claim.key[::-1])
@@ -419,5 +434,7 @@ class Worker:
                 with anyio.CancelScope(shield=True):
                     await ctx.run_cancel_hooks()
         finally:
-            self._running.pop(claim.key, None)
-            self._wake.set()
+            if self._running.get(claim.key) is entry:
+                self._running.pop(claim.key, None)
+            if not chained:  # a chained stage took this slot: nothing new for the loop
+                self._wake.set()
