@@ -254,3 +254,53 @@ async def test_passport_for_another_head_never_allows(
     assert decision.decision == "pending"
     assert decision.rules[0]["name"] == "passport-matches-head"
     assert decision.publication is None
+
+
+CHECKS_POLICY = policies.parse_policy(
+    dedent(
+        """\
+        policy: writgate/v1
+        name: checks-guard
+        rules:
+          - name: ci-green
+            require: {checks.ci/tests: success}
+        """
+    )
+)
+
+
+async def test_new_check_result_reevaluates_and_every_annotation_is_posted(
+    forge: LocalForge, gate: MergeGate, tmp_path: Path, database: Database
+) -> None:
+    prints = "".join(f"    print({n})\n" for n in range(120))
+    await _pull_request(forge, tmp_path, {"src/app.py": f"def answer():\n{prints}    return 42\n"})
+    verdict = await judge_pull_request(
+        gate, "default", repository=REPO, number=1, policy=CHECKS_POLICY,
+        home=tmp_path / "home", reviewers=["debug-leftovers"],
+    )  # fmt: skip
+    assert verdict.decision.decision == "pending"
+    head = verdict.pull_request.head_sha
+    (run,) = await forge.list_check_runs(REPO, head)
+    assert run.annotations_count == 120
+    assert len((await forge.get_check_run(REPO, run.id)).annotations) == 120
+
+    await forge.set_commit_status(
+        REPO, head, context="ci/tests", state="success", description="green"
+    )
+    pr_id = verdict.pull_request.id or ""
+    event = next(
+        e
+        for e in reversed(await database.ledger.read(pr_id, org_id="default"))
+        if e.type == "status.set" and e.data["context"] == "ci/tests"
+    )
+    decided = await gate.handle_forge_event("default", event)
+    assert decided is not None and decided.decision == "allow"
+    # The gate's own status change is not a reason to re-evaluate (no loop).
+    own = next(
+        e
+        for e in reversed(await database.ledger.read(pr_id, org_id="default"))
+        if e.type == "status.set" and e.data["context"] == CONTEXT
+    )
+    assert await gate.handle_forge_event("default", own) is None
+    (run_after,) = await forge.list_check_runs(REPO, head)
+    assert run_after.annotations_count == 120  # updated in place, annotations not re-sent
