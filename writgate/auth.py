@@ -8,6 +8,7 @@ import re
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import Column, DateTime, Index, String, Table, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -53,6 +54,13 @@ class ApiKey:
     created_at: datetime
 
 
+def _key(row: Any) -> ApiKey:
+    created = row.created_at if row.created_at.tzinfo else row.created_at.replace(tzinfo=UTC)
+    return ApiKey(
+        id=row.id, org_id=row.org_id, name=row.name, prefix=row.prefix, created_at=created
+    )
+
+
 def _hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
@@ -94,20 +102,34 @@ class KeyStore:
 
     async def authenticate(self, token: str) -> str:
         """The org of ``token``; :class:`Unauthorized` when it is unknown or revoked."""
+        return (await self.identify(token)).org_id
+
+    async def identify(self, token: str) -> ApiKey:
+        """The active key of ``token``; :class:`Unauthorized` when it is unknown or revoked."""
         if not token.startswith("wg_"):
             raise Unauthorized("the API key is not valid")
         digest = _hash(token)
         async with db.read(self.engine) as conn:
             row = (
                 await conn.execute(
-                    select(api_keys.c.org_id, api_keys.c.key_hash).where(
+                    select(api_keys).where(
                         api_keys.c.key_hash == digest, api_keys.c.revoked_at.is_(None)
                     )
                 )
             ).first()
         if row is None or not hmac.compare_digest(row.key_hash, digest):
             raise Unauthorized("the API key is not valid")
-        return str(row.org_id)
+        return _key(row)
+
+    async def active(self, key_id: str) -> ApiKey | None:
+        """The key ``key_id`` unless it is unknown or revoked (dashboard sessions re-check it)."""
+        async with db.read(self.engine) as conn:
+            row = (
+                await conn.execute(
+                    select(api_keys).where(api_keys.c.id == key_id, api_keys.c.revoked_at.is_(None))
+                )
+            ).first()
+        return _key(row) if row is not None else None
 
     async def revoke(self, key_id: str) -> None:
         """Revoke a key by id."""

@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from writgate import errors
+from writgate.app.dashboard.sessions import SESSION_COOKIE, SessionManager, load_session_secret
 from writgate.app.database import open_database
 from writgate.app.services import build_services
 from writgate.auth import KeyStore, Unauthorized
@@ -31,6 +32,7 @@ ROUTERS: tuple[tuple[str, str], ...] = (
     ("judge.api", "review_router"),
     ("judge.api", "gate_router"),
     ("writgate.app.passports_api", "router"),
+    ("writgate.app.dashboard", "router"),
 )
 
 # Domain errors -> HTTP status. Subclasses inherit their parent's status.
@@ -133,11 +135,12 @@ def create_app(
         header = request.headers.get("authorization", "")
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token:
-            cookie = request.cookies.get("writgate_session")
-            if cookie:
-                token = cookie
-            else:
-                raise Unauthorized("send an API key: Authorization: Bearer wg_…")
+            cookie = request.cookies.get(SESSION_COOKIE)
+            # A dashboard session may read the API; changes need the key itself (no CSRF).
+            if cookie and request.method in ("GET", "HEAD"):
+                sessions: SessionManager = request.app.state.writgate.services["dashboard.sessions"]
+                return (await sessions.verify(cookie)).org
+            raise Unauthorized("send an API key: Authorization: Bearer wg_…")
         keys: KeyStore = request.app.state.writgate.services["keys"]
         return await keys.authenticate(token.strip())
 
@@ -151,6 +154,9 @@ def create_app(
             authenticate=authenticate or default_authenticate,
         )
         app.state.writgate.services["keys"] = KeyStore(engine=database.engine)
+        app.state.writgate.services["dashboard.sessions"] = SessionManager(
+            secret=load_session_secret(settings.home), keys=app.state.writgate.services["keys"]
+        )
         build_services(app.state.writgate)
         try:
             async with anyio.create_task_group() as tg:

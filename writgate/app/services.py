@@ -14,6 +14,7 @@ from forge.protocol import Forge
 from forge.webhooks import TriggerStore, WebhookSettings
 from judge.gate import MergeGate, public_url_from_env
 from judge.store import ReviewStore
+from judge.watch import GateWatcher
 from pipelines.service import PipelineService
 from writer.executor import Executor
 from writer.sandbox import SandboxProvider, provider_for
@@ -91,13 +92,17 @@ def build_services(state: AppState) -> None:
     )
     state.services["forge.triggers"] = TriggerStore(engine=state.engine)
     state.services["judge.reviews"] = ReviewStore(engine=state.engine, ledger=state.ledger)
-    state.services["judge.gate"] = MergeGate(
+    gate = MergeGate(
         engine=state.engine,
         ledger=state.ledger,
         forge=state.services["forge.local"],
         public_url=public_url_from_env(),
         home=state.settings.home,
     )
+    state.services["judge.gate"] = gate
+    watcher = GateWatcher(gate)
+    watcher.install(state.ledger)
+    state.background.append(watcher.serve)
     state.services["forge.github.webhook"] = WebhookSettings(
         os.environ.get("WRITGATE_GITHUB_WEBHOOK_SECRET")
     )
