@@ -9,13 +9,18 @@ Events are written in the same transaction as the state change they report: open
 with :meth:`Ledger.transaction`, change state and call :meth:`Ledger.append` on that connection.
 Live followers in this process are woken after the commit; followers in other processes notice
 new events by polling (``poll_interval``).
+
+Append hooks (:meth:`Ledger.add_append_hook`) run inside the appender's transaction right after
+the event row is inserted, so whatever they write (the webhook outbox) commits or rolls back
+with the event. A hook that raises fails the ``append`` and rolls back the whole transaction:
+the state change, the event and every other hook's writes.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -27,7 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from . import db
 
-__all__ = ["Event", "Ledger", "metadata"]
+__all__ = ["AppendHook", "Event", "Ledger", "metadata"]
 
 metadata = db.new_metadata()
 
@@ -74,6 +79,10 @@ class Event:
         }
 
 
+AppendHook = Callable[[AsyncConnection, str, Event], Awaitable[None]]
+"""``hook(conn, org_id, event)``: runs in the appender's transaction after the event is inserted."""
+
+
 def _utc(value: datetime) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
@@ -86,6 +95,16 @@ class Ledger:
         self.poll_interval = poll_interval
         self._waiters: dict[str, set[tuple[asyncio.AbstractEventLoop, asyncio.Event]]] = {}
         self._feeds: dict[tuple[int, str, str], _Feed] = {}
+        self._append_hooks: list[AppendHook] = []
+
+    def add_append_hook(self, hook: AppendHook) -> None:
+        """Run ``hook(conn, org_id, event)`` after every append, inside the same transaction.
+
+        A hook that raises makes ``append`` raise, which rolls back the caller's transaction.
+        Adding the same hook twice has no effect.
+        """
+        if hook not in self._append_hooks:
+            self._append_hooks.append(hook)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncConnection]:
@@ -128,7 +147,10 @@ class Ledger:
         pending = conn.info.get(_PENDING)
         if pending is not None:
             pending.add(subject_id)
-        return Event(subject_id=subject_id, seq=seq, type=type, at=when, data=payload)
+        event = Event(subject_id=subject_id, seq=seq, type=type, at=when, data=payload)
+        for hook in self._append_hooks:
+            await hook(conn, org_id, event)
+        return event
 
     async def read(
         self, subject_id: str, *, org_id: str, after: int = 0, limit: int = 1000

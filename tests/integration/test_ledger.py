@@ -12,7 +12,7 @@ pytestmark = pytest.mark.anyio
 
 async def test_migrations_upgrade_from_empty_and_match_models(database: Database) -> None:
     heads = await current_heads(database.engine)
-    assert "writgate_0002" in heads and "writer_0001" in heads
+    assert "writgate_0003" in heads and "writer_0001" in heads
     assert await schema_differences(database.engine, all_metadata()) == []
 
 

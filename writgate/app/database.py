@@ -13,6 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from writgate import auth, db, ledger, migrate
 from writgate.settings import Settings
+from writgate.webhooks import attach as attach_webhooks
+from writgate.webhooks import tables as webhook_tables
 
 __all__ = ["DOMAIN_PACKAGES", "Database", "all_metadata", "migration_locations", "open_database"]
 
@@ -32,7 +34,7 @@ def migration_locations() -> Iterator[Path]:
 
 def all_metadata() -> list[MetaData]:
     """The table models of the kernel and of every domain package."""
-    found = [ledger.metadata, auth.metadata]
+    found = [ledger.metadata, auth.metadata, webhook_tables.metadata]
     for name in DOMAIN_PACKAGES:
         if importlib.util.find_spec(f"{name}.tables") is not None:
             found.append(importlib.import_module(f"{name}.tables").metadata)
@@ -60,4 +62,6 @@ async def open_database(settings: Settings, *, migrate_schema: bool = True) -> D
         except BaseException:
             await engine.dispose()
             raise
-    return Database(engine=engine, ledger=ledger.Ledger(engine=engine))
+    events = ledger.Ledger(engine=engine)
+    attach_webhooks(events, home=settings.home)  # every event can feed the webhook outbox
+    return Database(engine=engine, ledger=events)

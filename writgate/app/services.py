@@ -24,6 +24,8 @@ from writgate.errors import ConfigError
 from writgate.ledger import Ledger
 from writgate.settings import Settings
 from writgate.web import AppState
+from writgate.webhooks import Deliverer, WebhookService
+from writgate.webhooks import attach as attach_webhooks
 
 __all__ = ["Services", "build_services", "make_services"]
 
@@ -116,3 +118,10 @@ def build_services(state: AppState) -> None:
     if os.environ.get("WRITGATE_EXECUTOR", "on").lower() not in ("off", "0", "false", "no"):
         # API-only nodes (WRITGATE_EXECUTOR=off) store runs; an executor elsewhere runs them.
         state.background.append(services.executor.serve)
+    webhooks = attach_webhooks(state.ledger, home=state.settings.home)
+    deliverer = Deliverer.from_env(webhooks)
+    state.services["webhooks"] = WebhookService(store=webhooks, deliverer=deliverer)
+    delivery = os.environ.get("WRITGATE_WEBHOOKS_DELIVERY", "on").lower()
+    if delivery not in ("off", "0", "false", "no"):
+        # Deliveries go out from the server unless dedicated `writgate worker`s send them.
+        state.background.append(deliverer.serve)
