@@ -7,18 +7,21 @@ synchronization and turning rows into records. See :mod:`forge.local` for the wh
 
 from __future__ import annotations
 
+import functools
+import inspect
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Generic, Self, TypeVar
 
 from sqlalchemy import Row, and_, or_, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from writgate import db
+from writgate.errors import StoreError
 from writgate.git import GitError
 from writgate.ids import new_id
 from writgate.ledger import Ledger
@@ -42,13 +45,47 @@ from .tables import (
     reviews,
 )
 
-__all__ = ["DEFAULT_REQUIRED_CONTEXTS", "LocalForgeBase", "Page", "Repository", "split_repository"]
+__all__ = [
+    "DEFAULT_REQUIRED_CONTEXTS",
+    "LocalForgeBase",
+    "Page",
+    "Repository",
+    "split_repository",
+    "translate_store_errors",
+]
 
 T = TypeVar("T")
 DEFAULT_REQUIRED_CONTEXTS: tuple[str, ...] = ("writgate/merge-gate",)
 _ORG = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")  # as writgate.auth accepts for API keys
 _NAME_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 _DESCRIPTION_LIMIT = 140  # GitHub's limit for a commit status description
+
+
+def translate_store_errors(cls: type[T]) -> type[T]:
+    """Make every public coroutine method of ``cls`` raise ``StoreError`` for database failures.
+
+    SQLAlchemy's and the driver's exceptions stop here (the boundary): callers see one
+    ``StoreError`` naming the operation and the driver error's type, never a driver traceback.
+    """
+    for name, method in list(vars(cls).items()):
+        if name.startswith("_") or not inspect.iscoroutinefunction(method):
+            continue
+
+        def wrap(method: Callable[..., Awaitable[Any]], name: str = name) -> Any:
+            @functools.wraps(method)
+            async def translated(*args: Any, **kwargs: Any) -> Any:
+                try:
+                    return await method(*args, **kwargs)
+                except SQLAlchemyError as exc:
+                    original = getattr(exc, "orig", None) or exc
+                    raise StoreError(
+                        f"local forge: {name} failed: {type(original).__name__}"
+                    ) from exc
+
+            return translated
+
+        setattr(cls, name, wrap(method))
+    return cls
 
 
 def _now() -> datetime:
@@ -121,6 +158,7 @@ class Page(Generic[T]):
     next_cursor: str | None
 
 
+@translate_store_errors
 class LocalForgeBase:
     """Repositories and internals of :class:`~forge.local.LocalForge` (one org per instance)."""
 

@@ -19,6 +19,7 @@ from ._local_base import (
     _status,
     _truncate,
     _utc,
+    translate_store_errors,
 )
 from .errors import ForgeInputError, ForgeNotFound
 from .protocol import (
@@ -43,6 +44,7 @@ from .tables import (
 __all__ = ["LocalChecks"]
 
 
+@translate_store_errors
 class LocalChecks(LocalForgeBase):
     """Statuses, check runs and comments: the parts of the local forge a CI or a judge writes."""
 

@@ -26,7 +26,7 @@ from writgate import db
 from writgate.ids import is_id, new_id
 
 from . import _bare
-from ._local_base import DEFAULT_REQUIRED_CONTEXTS, Page, Repository, _now
+from ._local_base import DEFAULT_REQUIRED_CONTEXTS, Page, Repository, _now, translate_store_errors
 from ._local_checks import LocalChecks
 from .errors import ForgeConflict, ForgeInputError, MergeRefused
 from .protocol import (
@@ -45,6 +45,7 @@ from .tables import (
 __all__ = ["DEFAULT_REQUIRED_CONTEXTS", "LocalForge", "Page", "Repository"]
 
 
+@translate_store_errors
 class LocalForge(LocalChecks):
     """The embedded forge (see the module docstring); one instance serves one org.
 

@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from writgate import db
 from writgate.ids import is_id, new_id
 
+from ._local_base import translate_store_errors
 from .errors import ForgeConflict, ForgeInputError, ForgeNotFound, WebhookRejected
 from .tables import triggers
 
@@ -194,6 +195,7 @@ def _trigger(row: Any) -> Trigger:
     )
 
 
+@translate_store_errors
 class TriggerStore:
     """Stores triggers, one per delivery id, and lists them per org, newest first."""
 

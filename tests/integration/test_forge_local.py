@@ -6,6 +6,7 @@ from pathlib import Path
 
 import anyio
 import pytest
+from sqlalchemy import text
 
 from forge import (
     Annotation,
@@ -17,6 +18,7 @@ from forge import (
 )
 from tests.conftest import git
 from writgate.app.database import Database
+from writgate.errors import StoreError
 
 pytestmark = pytest.mark.anyio
 
@@ -382,3 +384,17 @@ async def test_concurrent_creation_of_one_repository(forge: LocalForge, project:
             tg.start_soon(create)
     assert len({repo.id for repo in made}) == 1
     assert git(made[0].path, "rev-list", "--count", "main").strip() == "1"
+
+
+async def test_database_failures_are_store_errors(
+    forge: LocalForge, project: Path, database: Database
+) -> None:
+    repo = await forge.create_repository("acme/web", from_dir=project)
+    sha = git(repo.path, "rev-parse", "main").strip()
+    await forge.create_check_run(
+        "acme/web", sha, name="c", status="queued", conclusion=None, title="", summary=""
+    )
+    async with database.engine.begin() as conn:
+        await conn.execute(text("DROP TABLE forge_check_annotations"))
+    with pytest.raises(StoreError, match="local forge: list_check_runs failed"):
+        await forge.list_check_runs("acme/web", sha)
