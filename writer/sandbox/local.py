@@ -264,7 +264,7 @@ class LocalSandbox:
 
     async def is_alive(self) -> bool:
         """Whether the sandbox is open and its workspace still exists."""
-        return not self._closed and (self.directory / "workspace" / ".git").exists()
+        return not self._closed and (self.directory / "workspace").is_dir()
 
     async def keep_alive(self, seconds: float) -> None:
         """Keep the sandbox for ``seconds`` more; then it is closed (``sandbox.expired``).
@@ -313,6 +313,8 @@ class LocalSandbox:
             raise SandboxSpecError("must be a non-empty list of strings", field="argv")
         if env:
             check_env(env, field="env")
+        if cwd is not None and (not cwd or "\0" in cwd):
+            raise SandboxSpecError(f"invalid working directory {cwd!r}", field="cwd")
         code, out, err, timed_out, duration = await self._run(
             argv, env=env, cwd=cwd, timeout=timeout, on_output=on_output, stdin=stdin
         )
@@ -326,6 +328,7 @@ class LocalSandbox:
 
     async def read_file(self, path: str) -> bytes:
         """The bytes of ``path`` (read inside the sandbox, so symlinks cannot reach the host)."""
+        _check_path(path)
         code, out, err, _, _ = await self._run(
             [
                 "sh",
@@ -335,6 +338,7 @@ class LocalSandbox:
                 path,
             ],
             capture_limit=None,
+            internal=True,
         )
         if code == 66:
             raise SandboxFileNotFound(f"no such file in the sandbox: {path}", path=path)
@@ -344,8 +348,11 @@ class LocalSandbox:
 
     async def write_file(self, path: str, data: bytes) -> None:
         """Create or replace ``path`` (parent directories are created)."""
+        _check_path(path)
         code, _, err, _, _ = await self._run(
-            ["sh", "-c", 'mkdir -p -- "$(dirname -- "$1")" && cat > "$1"', "sh", path], stdin=data
+            ["sh", "-c", 'mkdir -p -- "$(dirname -- "$1")" && cat > "$1"', "sh", path],
+            stdin=data,
+            internal=True,
         )
         if code != 0:
             raise SandboxError(f"cannot write {path}: {_last_line(err)}", path=path)
@@ -355,10 +362,14 @@ class LocalSandbox:
         self._ensure_open()
         assert self._checkout is not None
         base = base or self._checkout.base
-        if base.startswith("-") or not base.strip():
+        if base.startswith("-") or not base.strip() or "\0" in base:
             raise SandboxSpecError(f"invalid base {base!r}", field="base")
         code, out, err, _, _ = await self._run(
-            ["sh", "-c", DIFF_SCRIPT, "sh", base], env=_GIT_ENV, timeout=600, capture_limit=None
+            ["sh", "-c", DIFF_SCRIPT, "sh", base],
+            env=_GIT_ENV,
+            timeout=600,
+            capture_limit=None,
+            internal=True,
         )
         if code != 0:
             raise SandboxError(f"git diff failed in the sandbox: {_last_line(err)}")
@@ -366,7 +377,9 @@ class LocalSandbox:
 
     async def head(self) -> str:
         """The commit the workspace is at."""
-        code, out, err, _, _ = await self._run(["git", "rev-parse", "HEAD"], env=_GIT_ENV)
+        code, out, err, _, _ = await self._run(
+            ["git", "rev-parse", "HEAD"], env=_GIT_ENV, internal=True
+        )
         if code != 0:
             raise SandboxError(f"git rev-parse failed in the sandbox: {_last_line(err)}")
         return out.decode().strip()
@@ -390,8 +403,14 @@ class LocalSandbox:
             raise SandboxLost(f"sandbox {self.id} lost its workspace", sandbox_id=self.id)
 
     def _command(
-        self, argv: Sequence[str], env: Mapping[str, str] | None, cwd: str | None
+        self,
+        argv: Sequence[str],
+        env: Mapping[str, str] | None,
+        cwd: str | None,
+        *,
+        internal: bool = False,
     ) -> list[str]:
+        """The bwrap command line; ``internal`` commands (git, file access) need no network."""
         spec = self.spec
         full_env = dict(DEFAULT_ENV)
         if spec.network.mode == "restricted":
@@ -399,7 +418,7 @@ class LocalSandbox:
         full_env.update(spec.env)
         full_env.update(env or {})
         inner = prlimit_prefix(spec.limits, with_process_limits=self._cgroup is None)
-        if spec.network.mode == "restricted":
+        if spec.network.mode == "restricted" and not internal:
             inner += bridge_prefix()
         if cwd is None:
             cwd = WORKDIR
@@ -433,11 +452,12 @@ class LocalSandbox:
         on_output: OutputSink | None = None,
         stdin: bytes | None = None,
         capture_limit: int | None = _MAX_CAPTURE,
+        internal: bool = False,
     ) -> tuple[int, bytes, bytes, bool, float]:
         await self._check_alive()
         limits = [t for t in (timeout, self.spec.limits.wall_seconds) if t is not None]
         deadline = min(limits) if limits else None
-        command = self._command(argv, env, cwd)
+        command = self._command(argv, env, cwd, internal=internal)
         # Busy from now on: an expiry due meanwhile waits until this command has ended.
         self._busy += 1
         self._idle.clear()
@@ -658,6 +678,11 @@ async def _remove_leftovers(directory: Path) -> None:
     if mirror.is_symlink() and mirror.resolve().is_dir():
         await release(mirror.resolve(), sandbox_id)
     await asyncio.to_thread(shutil.rmtree, directory, True)
+
+
+def _check_path(path: str) -> None:
+    if not path or "\0" in path:
+        raise SandboxSpecError(f"invalid path {path!r}", field="path")
 
 
 def _last_line(data: bytes) -> str:
