@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
@@ -56,6 +56,9 @@ router = APIRouter(prefix="/api/v1/forge/local", tags=["forge"])
 github_router = APIRouter(prefix="/api/v1/forge", tags=["forge"])
 
 Org = Annotated[str, Depends(request_org)]
+_PART = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"
+Owner = Annotated[str, Path(pattern=_PART, description="The repository's owner.")]
+Name = Annotated[str, Path(pattern=_PART, description="The repository's name.")]
 _Local = Annotated[LocalForge, Depends(service("forge.local"))]
 _Triggers = Annotated[TriggerStore, Depends(service("forge.triggers"))]
 
@@ -189,7 +192,7 @@ def _page(items: list[dict[str, Any]], next_cursor: str | None = None) -> dict[s
     return {"items": items, "nextCursor": next_cursor}
 
 
-def _name(owner: str, name: str) -> str:
+def _name(owner: Owner, name: Name) -> str:
     return f"{owner}/{name}"
 
 
@@ -223,7 +226,7 @@ async def create_repository(body: CreateRepository, forge: Forge) -> dict[str, A
     responses=_ERRORS,
     summary="Get a repository",
 )
-async def get_repository(owner: str, name: str, forge: Forge) -> dict[str, Any]:
+async def get_repository(owner: Owner, name: Name, forge: Forge) -> dict[str, Any]:
     return (await forge.get_repository(_name(owner, name))).to_json()
 
 
@@ -234,7 +237,7 @@ async def get_repository(owner: str, name: str, forge: Forge) -> dict[str, Any]:
     summary="Set the contexts required to merge",
 )
 async def set_required_contexts(
-    owner: str, name: str, body: RequiredContexts, forge: Forge
+    owner: Owner, name: Name, body: RequiredContexts, forge: Forge
 ) -> dict[str, Any]:
     return (await forge.set_required_contexts(_name(owner, name), body.contexts)).to_json()
 
@@ -278,7 +281,7 @@ class OpenPullRequest(_Body):
     summary="Open a pull request",
 )
 async def open_pull_request(
-    owner: str, name: str, body: OpenPullRequest, forge: Forge
+    owner: Owner, name: Name, body: OpenPullRequest, forge: Forge
 ) -> dict[str, Any]:
     repository = _name(owner, name)
     base = body.base or (await forge.get_repository(repository)).default_branch
@@ -298,7 +301,7 @@ _PR = "/repositories/{owner}/{name}/pulls/{number}"
 
 
 @router.get(_PR, response_model=PullRequestDetail, responses=_ERRORS, summary="Get a pull request")
-async def get_pull_request(owner: str, name: str, number: int, forge: Forge) -> dict[str, Any]:
+async def get_pull_request(owner: Owner, name: Name, number: int, forge: Forge) -> dict[str, Any]:
     repository = _name(owner, name)
     pr = await forge.get_pull_request(repository, number)
     data = pr.to_json()
@@ -314,7 +317,7 @@ async def get_pull_request(owner: str, name: str, number: int, forge: Forge) -> 
     summary="Update, close or reopen a pull request",
 )
 async def update_pull_request(
-    owner: str, name: str, number: int, body: UpdatePullRequest, forge: Forge
+    owner: Owner, name: Name, number: int, body: UpdatePullRequest, forge: Forge
 ) -> dict[str, Any]:
     pr = await forge.update_pull_request(
         _name(owner, name),
@@ -333,7 +336,7 @@ async def update_pull_request(
     responses=_ERRORS,
     summary="Files a pull request changes",
 )
-async def list_files(owner: str, name: str, number: int, forge: Forge) -> dict[str, Any]:
+async def list_files(owner: Owner, name: Name, number: int, forge: Forge) -> dict[str, Any]:
     return _page([f.to_json() for f in await forge.list_files(_name(owner, name), number)])
 
 
@@ -343,7 +346,7 @@ async def list_files(owner: str, name: str, number: int, forge: Forge) -> dict[s
     responses=_ERRORS,
     summary="Commits of a pull request",
 )
-async def list_commits(owner: str, name: str, number: int, forge: Forge) -> dict[str, Any]:
+async def list_commits(owner: Owner, name: Name, number: int, forge: Forge) -> dict[str, Any]:
     return _page([c.to_json() for c in await forge.list_commits(_name(owner, name), number)])
 
 
@@ -353,7 +356,7 @@ async def list_commits(owner: str, name: str, number: int, forge: Forge) -> dict
     responses=_ERRORS,
     summary="Statuses on the pull request's head",
 )
-async def list_pr_statuses(owner: str, name: str, number: int, forge: Forge) -> dict[str, Any]:
+async def list_pr_statuses(owner: Owner, name: Name, number: int, forge: Forge) -> dict[str, Any]:
     repository = _name(owner, name)
     pr = await forge.get_pull_request(repository, number)
     statuses = await forge.list_commit_statuses(repository, pr.head_sha)
@@ -366,7 +369,7 @@ async def list_pr_statuses(owner: str, name: str, number: int, forge: Forge) -> 
     responses=_ERRORS,
     summary="Check runs on the pull request's head",
 )
-async def list_pr_check_runs(owner: str, name: str, number: int, forge: Forge) -> dict[str, Any]:
+async def list_pr_check_runs(owner: Owner, name: Name, number: int, forge: Forge) -> dict[str, Any]:
     repository = _name(owner, name)
     pr = await forge.get_pull_request(repository, number)
     runs = await forge.list_check_runs(repository, pr.head_sha)
@@ -379,7 +382,7 @@ async def list_pr_check_runs(owner: str, name: str, number: int, forge: Forge) -
     responses=_ERRORS,
     summary="Comments of a pull request",
 )
-async def list_comments(owner: str, name: str, number: int, forge: Forge) -> dict[str, Any]:
+async def list_comments(owner: Owner, name: Name, number: int, forge: Forge) -> dict[str, Any]:
     return _page([c.to_json() for c in await forge.list_comments(_name(owner, name), number)])
 
 
@@ -391,8 +394,8 @@ async def list_comments(owner: str, name: str, number: int, forge: Forge) -> dic
 )
 async def list_events(
     request: Request,
-    owner: str,
-    name: str,
+    owner: Owner,
+    name: Name,
     number: int,
     forge: Forge,
     after: Annotated[int, Query(ge=0)] = 0,
@@ -410,7 +413,7 @@ async def list_events(
     _PR + "/reviews", response_model=ReviewOut, status_code=201, responses=_ERRORS, summary="Review"
 )
 async def review(
-    owner: str, name: str, number: int, body: ReviewBody, forge: Forge
+    owner: Owner, name: Name, number: int, body: ReviewBody, forge: Forge
 ) -> dict[str, Any]:
     made = await forge.review(
         _name(owner, name), number, user=body.user, state=body.state, body=body.body
@@ -426,7 +429,7 @@ async def review(
     summary="Approve",
 )
 async def approve(
-    owner: str, name: str, number: int, body: ApproveBody, forge: Forge
+    owner: Owner, name: Name, number: int, body: ApproveBody, forge: Forge
 ) -> dict[str, Any]:
     return (
         await forge.approve(_name(owner, name), number, user=body.user, body=body.body)
@@ -440,7 +443,7 @@ async def approve(
     summary="Add and remove labels",
 )
 async def label(
-    owner: str, name: str, number: int, body: LabelsBody, forge: Forge
+    owner: Owner, name: Name, number: int, body: LabelsBody, forge: Forge
 ) -> dict[str, Any]:
     pr = await forge.label(_name(owner, name), number, add=body.add, remove=body.remove)
     return pr.to_json()
@@ -453,7 +456,7 @@ async def label(
     summary="Merge (guarded by required contexts)",
 )
 async def merge(
-    owner: str, name: str, number: int, forge: Forge, body: MergeBody | None = None
+    owner: Owner, name: Name, number: int, forge: Forge, body: MergeBody | None = None
 ) -> dict[str, Any]:
     merged_by = body.merged_by if body else None
     return (
@@ -472,7 +475,7 @@ _COMMIT = "/repositories/{owner}/{name}/commits/{sha}"
     responses=_ERRORS,
     summary="Statuses of a commit",
 )
-async def list_statuses(owner: str, name: str, sha: str, forge: Forge) -> dict[str, Any]:
+async def list_statuses(owner: Owner, name: Name, sha: str, forge: Forge) -> dict[str, Any]:
     return _page([s.to_json() for s in await forge.list_commit_statuses(_name(owner, name), sha)])
 
 
@@ -484,7 +487,7 @@ async def list_statuses(owner: str, name: str, sha: str, forge: Forge) -> dict[s
     summary="Set a status",
 )
 async def set_status(
-    owner: str, name: str, sha: str, body: StatusBody, forge: Forge
+    owner: Owner, name: Name, sha: str, body: StatusBody, forge: Forge
 ) -> dict[str, Any]:
     status = await forge.set_commit_status(
         _name(owner, name),
@@ -503,7 +506,7 @@ async def set_status(
     responses=_ERRORS,
     summary="Check runs of a commit",
 )
-async def list_check_runs(owner: str, name: str, sha: str, forge: Forge) -> dict[str, Any]:
+async def list_check_runs(owner: Owner, name: Name, sha: str, forge: Forge) -> dict[str, Any]:
     return _page([r.to_json() for r in await forge.list_check_runs(_name(owner, name), sha)])
 
 
@@ -515,7 +518,7 @@ async def list_check_runs(owner: str, name: str, sha: str, forge: Forge) -> dict
     summary="Create a check run",
 )
 async def create_check_run(
-    owner: str, name: str, sha: str, body: CheckRunBody, forge: Forge
+    owner: Owner, name: Name, sha: str, body: CheckRunBody, forge: Forge
 ) -> dict[str, Any]:
     run = await forge.create_check_run(
         _name(owner, name),
@@ -536,14 +539,16 @@ _RUN = "/repositories/{owner}/{name}/check-runs/{check_run_id}"
 @router.get(
     _RUN, response_model=CheckRunOut, responses=_ERRORS, summary="A check run with its annotations"
 )
-async def get_check_run(owner: str, name: str, check_run_id: int, forge: Forge) -> dict[str, Any]:
+async def get_check_run(
+    owner: Owner, name: Name, check_run_id: int, forge: Forge
+) -> dict[str, Any]:
     run = await forge.get_check_run(_name(owner, name), check_run_id)
     return run.to_json(with_annotations=True)
 
 
 @router.patch(_RUN, response_model=CheckRunOut, responses=_ERRORS, summary="Update a check run")
 async def update_check_run(
-    owner: str, name: str, check_run_id: int, body: CheckRunUpdate, forge: Forge
+    owner: Owner, name: Name, check_run_id: int, body: CheckRunUpdate, forge: Forge
 ) -> dict[str, Any]:
     run = await forge.update_check_run(
         _name(owner, name),
