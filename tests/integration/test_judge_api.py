@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -127,15 +128,23 @@ def test_review_runs_and_merge_gate_over_http(
     assert client.get(f"/api/v1/merge-gate/decisions/{decision['id']}").json()["status"] == (
         "superseded"
     )
-    statuses = client.get(f"/api/v1/forge/local/repositories/{REPO}/pulls/1/statuses")
-    assert statuses.status_code == 200, statuses.text
-    latest = next(s for s in statuses.json()["items"] if s["context"] == "writgate/merge-gate")
-    assert latest["state"] == "success"
-    assert latest["targetUrl"].endswith(f"/gate/decisions/{refreshed['id']}")
-    listed_decisions = client.get(
-        "/api/v1/merge-gate/decisions", params={"repository": REPO, "pullRequest": 1}
-    ).json()["items"]
-    assert [d["status"] for d in listed_decisions] == ["current", "superseded"]
+    # The server's watcher re-evaluates after the approval too: wait until the latest status
+    # is the one of the current decision.
+    deadline = time.monotonic() + 20
+    while True:
+        listed = client.get(
+            "/api/v1/merge-gate/decisions", params={"repository": REPO, "pullRequest": 1}
+        ).json()["items"]
+        statuses = client.get(f"/api/v1/forge/local/repositories/{REPO}/pulls/1/statuses")
+        assert statuses.status_code == 200, statuses.text
+        latest = next(s for s in statuses.json()["items"] if s["context"] == "writgate/merge-gate")
+        if latest["targetUrl"].endswith(f"/gate/decisions/{listed[0]['id']}"):
+            break
+        assert time.monotonic() < deadline, (latest, listed)
+        time.sleep(0.1)
+    assert latest["state"] == "success" and listed[0]["decision"] == "allow"
+    assert [d["status"] for d in listed] == ["current"] + ["superseded"] * (len(listed) - 1)
+    assert len(listed) >= 2 and listed[-1]["id"] == decision["id"]
 
 
 def test_evaluate_a_passport_body_and_errors(
@@ -180,3 +189,48 @@ def test_evaluate_a_passport_body_and_errors(
     assert missing.status_code == 404 and missing.json()["code"] == "gate_decision_not_found"
     no_repo = client.post("/api/v1/review-runs", json={"repository": "acme/none", "pullRequest": 1})
     assert no_repo.status_code == 404
+
+
+def test_the_server_re_evaluates_on_approval_and_on_a_new_head(
+    client: httpx.Client, settings: Settings, tmp_path: Path
+) -> None:
+    head = _pull_request(settings, tmp_path)
+    judged = client.post(
+        "/api/v1/merge-gate/evaluate",
+        json={"policy": POLICY, "repository": REPO, "pullRequest": 1, "publish": True,
+              "reviewers": ["secrets"]},
+    ).json()  # fmt: skip
+    assert judged["decision"] == "pending"
+    approved = client.post(
+        f"/api/v1/forge/local/repositories/{REPO}/pulls/1/reviews",
+        json={"user": "alice", "state": "approved"},
+    )
+    assert approved.status_code in (200, 201), approved.text
+
+    def current() -> dict | None:  # type: ignore[type-arg]
+        items = client.get(
+            "/api/v1/merge-gate/decisions",
+            params={"repository": REPO, "pullRequest": 1, "status": "current"},
+        ).json()["items"]
+        return items[0] if items else None
+
+    deadline = time.monotonic() + 20
+    while (found := current()) is None or found["decision"] != "allow":
+        assert time.monotonic() < deadline, f"no re-evaluation after the approval: {found}"
+        time.sleep(0.1)
+    assert found["headSha"] == head and found["id"] != judged["id"]
+
+    # A new head pushed with git: the forge notices it on the next read (pr.synchronize) and
+    # the watcher marks the decision stale.
+    work = tmp_path / "work"
+    (work / "src" / "app.py").write_text("def answer():\n    return 43\n")
+    git(work, "commit", "-qam", "again")
+    git(work, "push", "-q", "origin", "fix")
+    deadline = time.monotonic() + 20
+    while current() is not None:
+        if time.monotonic() > deadline:
+            pytest.fail("the decision did not go stale after a new head")
+        client.get(f"/api/v1/forge/local/repositories/{REPO}/pulls/1")  # reading synchronizes
+        time.sleep(0.1)
+    stale = client.get(f"/api/v1/merge-gate/decisions/{found['id']}").json()
+    assert stale["status"] == "stale"
