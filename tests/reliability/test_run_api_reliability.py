@@ -1,0 +1,247 @@
+"""Whole-system failure tests of the run API: crashes, storms, reconnecting followers."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+WRITGATE = str(Path(sys.executable).with_name("writgate"))
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Server:
+    """``writgate serve`` as a subprocess that a test may SIGKILL and start again."""
+
+    def __init__(self, home: Path, database_url: str):
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("WRITGATE_")}
+        self.env.update(
+            WRITGATE_HOME=str(home), WRITGATE_DATABASE_URL=database_url, WRITGATE_ORG="rel"
+        )
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def cli(self, *args: str) -> str:
+        return subprocess.run(
+            [WRITGATE, *args], env=self.env, check=True, capture_output=True, text=True, timeout=120
+        ).stdout
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [WRITGATE, "serve", "--port", str(self.port), "--log-level", "warning"],
+            env=self.env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                httpx.get(f"{self.url}/openapi.json", timeout=2)
+                return
+            except httpx.TransportError:
+                assert self.process.poll() is None, "the server exited"
+                time.sleep(0.1)
+        raise AssertionError("the server did not start")
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=30)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+
+
+@pytest.fixture
+def server(tmp_path: Path, database_url: str) -> Iterator[tuple[Server, dict[str, str]]]:
+    server = Server(tmp_path / "home", database_url)
+    key = server.cli("keys", "create", "--org", "rel").strip()
+    seed = tmp_path / "seed"
+    seed.mkdir()
+    (seed / "README.md").write_text("hello\n")
+    server.cli("forge", "create-repo", "acme/app", "--from", str(seed))
+    server.start()
+    try:
+        yield server, {"Authorization": f"Bearer {key}"}
+    finally:
+        server.stop()
+
+
+def _body(argv: list[str], **changes: object) -> dict[str, object]:
+    return {
+        "repository": "acme/app",
+        "prompt": "work",
+        "publish": {"mode": "draft_pr"},
+        "session": {"keepWarmSeconds": 0},
+        "agent": {"driver": "command", "argv": argv},
+        **changes,
+    }
+
+
+def _wait(client: httpx.Client, run_id: str, states: set[str], timeout: float = 60) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = client.get(f"/api/v1/coding-agent/runs/{run_id}/status").json()
+        if status["lifecycle"] in states:
+            return status
+        time.sleep(0.1)
+    raise AssertionError(f"run {run_id} never reached {states}")
+
+
+def test_sigkill_mid_run_leaves_no_run_stuck_and_no_gap(
+    server: tuple[Server, dict[str, str]],
+) -> None:
+    srv, auth = server
+    marker = "writgate-reliability-sleeper"
+    with httpx.Client(base_url=srv.url, headers=auth, timeout=30) as client:
+        slow = client.post(
+            "/api/v1/coding-agent/runs",
+            json=_body(
+                [
+                    "python3",
+                    "-c",
+                    "import time; print('started', flush=True); time.sleep(300)",
+                    marker,
+                ]
+            ),
+        ).json()
+        _wait(client, slow["id"], {"running"})
+        deadline = time.monotonic() + 30
+        while not any(
+            e["type"] == "agent.message"
+            for e in client.get(f"/api/v1/coding-agent/runs/{slow['id']}/events").json()["items"]
+        ):
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+    srv.kill()
+    deadline = time.monotonic() + 20
+    while subprocess.run(["pgrep", "-f", marker], capture_output=True).stdout.strip():
+        assert time.monotonic() < deadline, "the agent outlived the server"
+        time.sleep(0.1)
+    srv.start()
+    with httpx.Client(base_url=srv.url, headers=auth, timeout=30) as client:
+        status = _wait(client, slow["id"], {"failed"}, timeout=30)
+        assert status["failure"]["code"] == "sandbox_lost"
+        assert status["nextActions"] == ["retry", "fallback"]
+        events = client.get(
+            f"/api/v1/coding-agent/runs/{slow['id']}/events", params={"limit": 1000}
+        ).json()["items"]
+        assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
+        assert events[-1]["type"] == "run.failed"
+        # the server works normally after the crash, and a keyed retry never makes a second run
+        body = _body(["sh", "-c", "echo ok > done.txt"])
+        headers = {"Idempotency-Key": "after-crash"}
+        first = client.post("/api/v1/coding-agent/runs", json=body, headers=headers).json()
+        again = client.post("/api/v1/coding-agent/runs", json=body, headers=headers)
+        assert again.status_code == 200 and again.json()["id"] == first["id"]
+        done = _wait(client, first["id"], {"succeeded", "failed"})
+        assert done["lifecycle"] == "succeeded", done
+        prs = client.get("/api/v1/forge/local/pulls", params={"repository": "acme/app"})
+        if prs.status_code == 200:
+            assert len(prs.json()["items"]) == 1
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_idempotency_storm_1000_creates_20_keys(
+    server: tuple[Server, dict[str, str]],
+) -> None:
+    srv, auth = server
+
+    async def storm() -> list[httpx.Response]:
+        limits = httpx.Limits(max_connections=100)
+        async with httpx.AsyncClient(
+            base_url=srv.url, headers=auth, limits=limits, timeout=120
+        ) as client:
+            return await asyncio.gather(
+                *(
+                    client.post(
+                        "/api/v1/coding-agent/runs",
+                        json=_body(["true"], publish={"mode": "none"}, prompt=f"k{i % 20}"),
+                        headers={"Idempotency-Key": f"storm-{i % 20}"},
+                    )
+                    for i in range(1000)
+                )
+            )
+
+    responses = asyncio.run(storm())
+    assert {r.status_code for r in responses} <= {200, 201}
+    ids_by_key: dict[str, set[str]] = {}
+    for i, response in enumerate(responses):
+        ids_by_key.setdefault(f"storm-{i % 20}", set()).add(response.json()["id"])
+    assert all(len(ids) == 1 for ids in ids_by_key.values())
+    assert sum(r.status_code == 201 for r in responses) == 20
+    with httpx.Client(base_url=srv.url, headers=auth, timeout=30) as client:
+        listed = client.get("/api/v1/coding-agent/runs", params={"limit": 200}).json()
+        assert len(listed["items"]) == 20
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_100_followers_with_random_disconnects_get_the_exact_ledger(
+    server: tuple[Server, dict[str, str]],
+) -> None:
+    srv, auth = server
+    program = "import time\nfor i in range(60):\n    print(i, flush=True)\n    time.sleep(0.02)\n"
+    with httpx.Client(base_url=srv.url, headers=auth, timeout=30) as client:
+        run_id = client.post(
+            "/api/v1/coding-agent/runs",
+            json=_body(["python3", "-c", program], publish={"mode": "none"}),
+        ).json()["id"]
+
+    async def follower(seed: int) -> list[int]:
+        rng = random.Random(seed)
+        seen: list[int] = []
+        last: str | None = None
+        async with httpx.AsyncClient(base_url=srv.url, headers=auth, timeout=120) as client:
+            while True:
+                headers = {"Last-Event-ID": last} if last else {}
+                budget = rng.randint(1, 25)
+                async with client.stream(
+                    "GET", f"/api/v1/coding-agent/runs/{run_id}/stream", headers=headers
+                ) as response:
+                    event = None
+                    async for line in response.aiter_lines():
+                        if line.startswith("id: "):
+                            last = line[4:]
+                            seen.append(int(last))
+                            budget -= 1
+                        elif line.startswith("event: "):
+                            event = line[7:]
+                            if event == "done":
+                                return seen
+                        if budget == 0 and event != "done":
+                            break
+
+    async def all_followers() -> list[list[int]]:
+        return await asyncio.gather(*(follower(seed) for seed in range(100)))
+
+    results = asyncio.run(all_followers())
+    with httpx.Client(base_url=srv.url, headers=auth, timeout=30) as client:
+        ledger = [
+            e["seq"]
+            for e in client.get(
+                f"/api/v1/coding-agent/runs/{run_id}/events", params={"limit": 1000}
+            ).json()["items"]
+        ]
+    assert all(seen == ledger for seen in results)
