@@ -13,7 +13,14 @@ from writgate.errors import ConfigError, InputError
 
 from .models import Model
 
-__all__ = ["ModelEntry", "ModelPrices", "credits_for", "load_catalog", "lookup"]
+__all__ = [
+    "ModelEntry",
+    "ModelPrices",
+    "agent_model",
+    "credits_for",
+    "load_catalog",
+    "lookup",
+]
 
 _DEFAULT = Path(__file__).with_name("model_catalog.yaml")
 
@@ -23,6 +30,10 @@ class ModelPrices(Model):
 
     input_per_m_tok: float = Field(alias="inputPerMTok", ge=0)
     output_per_m_tok: float = Field(alias="outputPerMTok", ge=0)
+    cache_read_per_m_tok: float | None = Field(default=None, alias="cacheReadPerMTok", ge=0)
+    """Input read from the prompt cache; the input price when not given."""
+    cache_write_per_m_tok: float | None = Field(default=None, alias="cacheWritePerMTok", ge=0)
+    """Input written to the prompt cache; the input price when not given."""
 
 
 class ModelEntry(Model):
@@ -32,6 +43,9 @@ class ModelEntry(Model):
     provider: str
     drivers: list[str] = Field(min_length=1)
     prices: ModelPrices
+    agent_models: dict[str, str] = Field(default_factory=dict, alias="agentModels")
+    """The model's name for each agent CLI (``claude-code: claude-sonnet-4-6``); by default
+    the id without its provider for claude-code and codex, the id itself for the others."""
 
 
 def _read(path: Path) -> list[ModelEntry]:
@@ -65,12 +79,48 @@ def lookup(model_id: str) -> ModelEntry:
     return entry
 
 
-def credits_for(model_id: str | None, input_tokens: int, output_tokens: int) -> float:
+def agent_model(model_id: str | None, driver: str) -> str | None:
+    """The name the ``driver``'s CLI knows ``model_id`` by (``None``: the CLI's default)."""
+    if not model_id:
+        return None
+    entry = load_catalog().get(model_id)
+    if entry is not None and driver in entry.agent_models:
+        return entry.agent_models[driver]
+    if driver in ("claude-code", "codex"):
+        return model_id.split("/", 1)[-1]
+    return model_id
+
+
+def credits_for(
+    model_id: str | None,
+    input_tokens: int,
+    output_tokens: int,
+    *,
+    cache_read_tokens: int = 0,
+    cache_write_tokens: int = 0,
+) -> float:
     """Credits of a usage at the catalog price (0 for models not in the catalog)."""
     entry = load_catalog().get(model_id or "")
     if entry is None:
         return 0.0
     prices = entry.prices
+    read = (
+        prices.input_per_m_tok
+        if prices.cache_read_per_m_tok is None
+        else (prices.cache_read_per_m_tok)
+    )
+    write = (
+        prices.input_per_m_tok
+        if prices.cache_write_per_m_tok is None
+        else (prices.cache_write_per_m_tok)
+    )
     return round(
-        (input_tokens * prices.input_per_m_tok + output_tokens * prices.output_per_m_tok) / 1e6, 6
+        (
+            input_tokens * prices.input_per_m_tok
+            + output_tokens * prices.output_per_m_tok
+            + cache_read_tokens * read
+            + cache_write_tokens * write
+        )
+        / 1e6,
+        6,
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -19,6 +20,7 @@ import anyio
 from anyio.abc import TaskGroup
 
 from forge.protocol import Forge
+from passport import SigningKey
 from writer.sandbox import (
     Limits,
     NetworkPolicy,
@@ -31,11 +33,12 @@ from writer.sandbox import (
 from writgate.git import run_git
 from writgate.owners import new_owner_id, owner_is_dead
 
-from .agents import TurnContext, TurnResult, agent_for
+from .agents import TurnContext, TurnResult, TurnUsage, agent_env, agent_for
 from .catalog import credits_for, load_catalog
 from .errors import RunConflict, WriterError
 from .lifecycle import TERMINAL, Lifecycle
 from .models import CreateRunRequest
+from .pr_body import render_pr_body, signing_key_from_env
 from .publish import branch_name, publish_change
 from .store import RunRecord, RunStore
 from .validation import run_validation
@@ -80,12 +83,15 @@ class Executor:
         home: Path,
         pr_body: Any = None,
         expiry_interval: float = 1.0,
+        signing_key: SigningKey | None = None,
     ):
         self.store = store
         self.provider = provider
         self.forge_for = forge_for
         self.home = home
         self.pr_body = pr_body
+        # Signs the provenance block of every PR body; WRITGATE_SIGNING_KEY when not given.
+        self.signing_key = signing_key if signing_key is not None else signing_key_from_env()
         self.expiry_interval = expiry_interval
         self._sandboxes: dict[str, Sandbox] = {}
         self._scopes: dict[str, anyio.CancelScope] = {}
@@ -323,23 +329,32 @@ class Executor:
             await self.store.record(org_id, run_id, type, data)
 
         driver, argv = driver_of(spec)
-        context = TurnContext(
-            run_id=run_id,
-            turn=number,
-            instruction=text,
-            repository=spec.repository,
-            model_id=spec.model_id,
-            session_id=record.result.get("agentSession"),
-            max_turns=resources.max_turns,
+        budget = _CreditBudget(
+            spec.model_id, float(record.usage.get("credits", 0.0)), resources.max_credits
         )
         outcome: TurnResult | None = None
         failure: tuple[str, str] | None = None
         try:
             agent = agent_for(driver, argv=argv)
-            with anyio.move_on_after(resources.max_wall_seconds) as wall:
+            context = TurnContext(
+                run_id=run_id,
+                turn=number,
+                instruction=text,
+                repository=spec.repository,
+                model_id=spec.model_id,
+                session_id=record.result.get("agentSession"),
+                max_turns=resources.max_turns,
+                env=agent_env(agent, os.environ),
+                on_usage=budget.observe,
+            )
+            # One scope for both host-enforced budgets: the wall clock runs out, or the
+            # reported usage crosses maxCredits and the budget cancels it; either way the
+            # agent's process tree is killed with the cancelled exec.
+            with anyio.move_on_after(resources.max_wall_seconds) as limits:
+                budget.scope = limits
                 outcome = await agent.run_turn(sandbox, context, emit)
-            if wall.cancelled_caught:
-                failure = (
+            if limits.cancelled_caught:
+                failure = budget.exceeded or (
                     "wall_time_exceeded",
                     f"the turn ran past maxWallSeconds={resources.max_wall_seconds}",
                 )
@@ -350,16 +365,14 @@ class Executor:
 
         usage = dict(record.usage)
         usage["turns"] = number
+        # A killed turn has no outcome: what it reported before it was killed still counts.
+        turn_usage = outcome.usage if outcome is not None else budget.last
+        if turn_usage is not None:
+            usage["inputTokens"] += turn_usage.total_input_tokens
+            usage["outputTokens"] += turn_usage.output_tokens
+            usage["reported"] = usage.get("reported", True) and turn_usage.reported
+            usage["credits"] = round(usage["credits"] + turn_credits(spec.model_id, turn_usage), 6)
         if outcome is not None:
-            usage["inputTokens"] += outcome.usage.input_tokens
-            usage["outputTokens"] += outcome.usage.output_tokens
-            usage["reported"] = usage.get("reported", True) and outcome.usage.reported
-            if outcome.usage.cost_usd is not None:
-                usage["credits"] = round(usage["credits"] + outcome.usage.cost_usd, 6)
-            else:
-                usage["credits"] = credits_for(
-                    spec.model_id, usage["inputTokens"], usage["outputTokens"]
-                )
             if not outcome.usage.reported and number == 1:
                 await emit(
                     "agent.usage",
@@ -399,7 +412,7 @@ class Executor:
                     failure = ("validation_failed", f"validation failed: {validation.command}")
         if failure is None and spec.publish.mode != "none":
             try:
-                result.update(await self._publish(record, sandbox, result, emit))
+                result.update(await self._publish(record, sandbox, result, emit, usage=usage))
             except WriterError as exc:
                 failure = ("publish_failed", exc.message)
 
@@ -437,7 +450,13 @@ class Executor:
             await self._release(run_id)
 
     async def _publish(
-        self, record: RunRecord, sandbox: Sandbox, result: dict[str, Any], emit: Any
+        self,
+        record: RunRecord,
+        sandbox: Sandbox,
+        result: dict[str, Any],
+        emit: Any,
+        *,
+        usage: dict[str, Any],
     ) -> dict[str, Any]:
         spec = record.spec
         forge = self.forge_for(record.org_id)
@@ -448,7 +467,20 @@ class Executor:
             return {"diffStats": {"files": 0, "additions": 0, "deletions": 0}}
         branch = result.get("branch") or branch_name(record.id, record.title)
         message = f"{record.title}\n\n{provenance_trailers(record)}\n"
-        body = self.pr_body(record) if self.pr_body else _default_body(record)
+        driver, _ = driver_of(spec)
+
+        def body(head_sha: str) -> str:
+            return render_pr_body(
+                record,
+                head_sha=head_sha,
+                driver=driver,
+                usage=usage,
+                validation=result.get("validation"),
+                key=self.signing_key,
+                sandbox_provider=sandbox.provider,
+                summary=self.pr_body(record) if self.pr_body else None,
+            )
+
         ref = spec.base_ref or await self._default_branch(await forge.clone_url(spec.repository))
         published = await publish_change(
             forge=forge,
@@ -534,9 +566,41 @@ def _diff_stats(patch: bytes) -> dict[str, int]:
     return {"files": files, "additions": additions, "deletions": deletions}
 
 
-def _default_body(record: RunRecord) -> str:
-    spec = record.spec
-    return (
-        f"{record.title}\n\nOpened by writgate run `{record.id}`.\n\n"
-        f"- intent: {record.intent.get('label')}\n- tags: {', '.join(spec.tags) or '-'}\n"
-    )
+def turn_credits(model_id: str | None, usage: TurnUsage) -> float:
+    """Credits of one turn's usage: catalog prices, else what the agent says it cost."""
+    if model_id and model_id in load_catalog():
+        return credits_for(
+            model_id,
+            usage.input_tokens,
+            usage.output_tokens,
+            cache_read_tokens=usage.cache_read_tokens,
+            cache_write_tokens=usage.cache_write_tokens,
+        )
+    return usage.cost_usd or 0.0
+
+
+class _CreditBudget:
+    """Watches a turn's reported usage and stops the turn when the run crosses maxCredits."""
+
+    def __init__(self, model_id: str | None, spent: float, max_credits: float | None):
+        self.model_id = model_id
+        self.spent = spent
+        self.max_credits = max_credits
+        self.last: TurnUsage | None = None
+        self.exceeded: tuple[str, str] | None = None
+        self.scope: anyio.CancelScope | None = None
+
+    async def observe(self, usage: TurnUsage) -> None:
+        """Told the turn's usage so far; cancels :attr:`scope` once the budget is crossed."""
+        self.last = usage
+        if self.max_credits is None or self.exceeded is not None:
+            return
+        total = round(self.spent + turn_credits(self.model_id, usage), 6)
+        if total > self.max_credits:
+            self.exceeded = (
+                "max_credits_exceeded",
+                f"the run used {total} credits of maxCredits={self.max_credits}; "
+                "the agent was stopped",
+            )
+            if self.scope is not None:
+                self.scope.cancel()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,12 +56,13 @@ async def publish_change(
     mode: str,
     base_ref: str,
     title: str,
-    body: str,
+    body: str | Callable[[str], str],
 ) -> PublishResult:
     """Commit ``patch`` (relative to ``base_sha``) on top of ``parent_sha`` and publish it.
 
     ``mode`` is ``branch``, ``draft_pr`` or ``pr``. Publishing again for the same branch adds a
-    commit and reuses the open PR, so a retried publish never opens a second PR.
+    commit and reuses the open PR, so a retried publish never opens a second PR. ``body`` may
+    be a function of the new head SHA (a body whose provenance block signs that SHA).
     """
     url = await forge.clone_url(repository)
     refs = [base_sha] + ([parent_sha] if parent_sha else [])
@@ -97,6 +99,8 @@ async def publish_change(
         pushed = await forge.push_branch(repository, workdir, branch)
         pull_request = None
         if mode in ("draft_pr", "pr"):
+            if callable(body):
+                body = body(pushed or head)
             pull_request = await forge.find_pull_request(repository, head=branch)
             if pull_request is None:
                 pull_request = await forge.open_pull_request(
