@@ -159,8 +159,8 @@ def test_sigkill_mid_run_leaves_no_run_stuck_and_no_gap(
         done = _wait(client, first["id"], {"succeeded", "failed"})
         assert done["lifecycle"] == "succeeded", done
         prs = client.get("/api/v1/forge/local/pulls", params={"repository": "acme/app"})
-        if prs.status_code == 200:
-            assert len(prs.json()["items"]) == 1
+        assert prs.status_code == 200, prs.text
+        assert len(prs.json()["items"]) == 1
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
