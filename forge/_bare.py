@@ -130,10 +130,10 @@ async def changed_files(path: Path, base: str, head: str) -> list[PullRequestFil
     """Files changed from ``base`` to ``head``, with GitHub's status names."""
     statuses = (
         await run_git(["diff", "-z", "--name-status", "-M", "-C", base, head, "--"], cwd=path)
-    ).decode("utf-8", "surrogateescape")
+    ).decode("utf-8", "replace")
     numstats = (
         await run_git(["diff", "-z", "--numstat", "-M", "-C", base, head, "--"], cwd=path)
-    ).decode("utf-8", "surrogateescape")
+    ).decode("utf-8", "replace")
     counts: dict[str, tuple[int, int, bool]] = {}
     tokens = numstats.split("\0")
     i = 0

@@ -96,6 +96,7 @@ async def test_pull_request_lifecycle_stale_approvals_and_gate(
     git(work, "mv", "old.txt", "renamed.txt")
     (work / "gone.txt").unlink()
     (work / "logo.bin").write_bytes(b"\x00\x01\x02binary")
+    (work / "naïve notes.md").write_text("ünïcödé\n")
     first = commit_all(work, "Fix the answer")
     assert await forge.push_branch("acme/web", work, "fix/answer") == first
 
@@ -117,6 +118,7 @@ async def test_pull_request_lifecycle_stale_approvals_and_gate(
     assert files["renamed.txt"].status == "renamed"
     assert files["renamed.txt"].previous_filename == "old.txt"
     assert files["logo.bin"].binary and files["logo.bin"].changes == 0
+    assert files["naïve notes.md"].additions == 1
     assert [c.sha for c in await forge.list_commits("acme/web", 1)] == [first]
 
     with pytest.raises(ForgeConflict):
@@ -190,7 +192,7 @@ async def test_pull_request_lifecycle_stale_approvals_and_gate(
     assert merged.merge_commit_sha == second  # main had not moved: a fast-forward
     assert git(repo.path, "rev-parse", "main").strip() == second
     # Files of a merged pull request are still those it changed.
-    assert len(await forge.list_files("acme/web", 1)) == 5
+    assert len(await forge.list_files("acme/web", 1)) == 6
     assert (await forge.merge_pull_request("acme/web", 1)).state == "merged"
     with pytest.raises(ForgeConflict):
         await forge.approve("acme/web", 1, user="carol")
