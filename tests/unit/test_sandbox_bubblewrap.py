@@ -7,7 +7,15 @@ from pathlib import Path
 import pytest
 
 from writer.sandbox import SandboxSpecError
-from writer.sandbox.bubblewrap import EGRESS_SOCKET, HOME, WORKDIR, BwrapCommand, bwrap_argv
+from writer.sandbox.bubblewrap import (
+    EGRESS_SOCKET,
+    HOME,
+    WORKDIR,
+    BwrapCommand,
+    bwrap_argv,
+    populate_etc,
+    system_binds,
+)
 from writer.sandbox.egress import Allowlist
 from writer.sandbox.limits import prlimit_prefix
 from writer.sandbox.protocol import Limits
@@ -40,6 +48,7 @@ def test_isolation_flags_and_binds() -> None:
     assert ["/s/workspace", WORKDIR] in pairs(argv, "--bind", 2)
     assert ["/s/tmp", "/tmp"] in pairs(argv, "--bind", 2)
     assert ["/s/home", HOME] in pairs(argv, "--bind", 2)
+    assert ["/s/etc", "/etc"] in pairs(argv, "--ro-bind", 2)
     assert pairs(argv, "--remount-ro", 1) == [["/"]]
     assert pairs(argv, "--setenv", 2) == [["PATH", "/usr/bin"], ["TOKEN_FREE", "yes"]]
     assert argv[-3:] == ["--", "echo", "hi"]
@@ -58,6 +67,43 @@ def test_the_read_only_root_comes_after_every_mount() -> None:
     last_mount = max(i for i, arg in enumerate(argv) if arg in ("--bind", "--ro-bind"))
     assert argv.index("--remount-ro") > last_mount
     assert ["/m/mirror.git", "/mirror.git"] in pairs(argv, "--ro-bind", 2)
+
+
+def test_the_sandbox_etc_holds_only_what_a_toolchain_needs(tmp_path: Path) -> None:
+    host = tmp_path / "host"
+    (host / "etc" / "ssl" / "certs").mkdir(parents=True)
+    (host / "etc" / "ssl" / "private").mkdir()
+    (host / "etc" / "ssl" / "private" / "server.key").write_text("SECRET KEY")
+    (host / "etc" / "ssl" / "certs" / "ca.pem").write_text("CERT")
+    (host / "etc" / "ld.so.cache").write_bytes(b"cache")
+    (host / "etc" / "shadow").write_text("root:$6$hash")
+    (host / "etc" / "passwd").write_text("alice:x:1001:1001::/home/alice:/bin/bash\n")
+    (host / "etc" / "resolv.conf").write_text("nameserver 127.0.0.53\n")
+    (host / "etc" / "alternatives").mkdir()
+    (host / "etc" / "alternatives" / "python").symlink_to("/usr/bin/python3")
+
+    closed = tmp_path / "closed"
+    populate_etc(closed, resolv_conf=False, root=host)
+    names = {p.relative_to(closed).as_posix() for p in closed.rglob("*")}
+    assert "ssl/certs/ca.pem" in names and "ld.so.cache" in names
+    assert not {"ssl/private", "shadow", "resolv.conf"} & names
+    assert "alice" not in (closed / "passwd").read_text()
+    assert "sandbox:x:1000:1000" in (closed / "passwd").read_text()
+    assert (closed / "alternatives" / "python").readlink() == Path("/usr/bin/python3")
+
+    open_network = tmp_path / "open"
+    populate_etc(open_network, resolv_conf=True, root=host)
+    assert (open_network / "resolv.conf").read_text() == "nameserver 127.0.0.53\n"
+
+
+def test_system_binds_follow_a_merged_usr(tmp_path: Path) -> None:
+    (tmp_path / "usr" / "bin").mkdir(parents=True)
+    (tmp_path / "bin").symlink_to("usr/bin")
+    (tmp_path / "lib").mkdir()
+    args = system_binds(tmp_path)
+    assert args[:3] == ["--ro-bind", str(tmp_path / "usr"), "/usr"]
+    assert ["usr/bin", "/bin"] in pairs(args, "--symlink", 2)
+    assert [str(tmp_path / "lib"), "/lib"] in pairs(args, "--ro-bind", 2)
 
 
 def test_prlimit_prefix() -> None:

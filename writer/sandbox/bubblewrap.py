@@ -9,6 +9,7 @@ between the execs of one sandbox, and an environment built only from what the ca
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +24,7 @@ __all__ = [
     "WORKDIR",
     "BwrapCommand",
     "bwrap_argv",
+    "populate_etc",
     "system_binds",
 ]
 
@@ -41,7 +43,7 @@ DEFAULT_ENV = {
 }
 
 # /etc entries a toolchain needs; everything else in /etc (shadow, ssh keys, host config) stays
-# out. passwd, group and hosts are generated per sandbox instead.
+# out. passwd, group and hosts are generated per sandbox instead (see populate_etc).
 _ETC_ENTRIES = (
     "alternatives",
     "ca-certificates",
@@ -73,11 +75,38 @@ def system_binds(root: Path = Path("/")) -> list[str]:
             args += ["--symlink", os.readlink(path), f"/{name}"]
         elif path.is_dir():
             args += ["--ro-bind", str(path), f"/{name}"]
-    for name in _ETC_ENTRIES:
-        path = root / "etc" / name
-        if path.exists():
-            args += ["--ro-bind", str(path), f"/etc/{name}"]
     return args
+
+
+def populate_etc(target: Path, *, resolv_conf: bool, root: Path = Path("/")) -> None:
+    """Fill the sandbox's own ``/etc`` (bound read-only as a whole: one mount, not twenty).
+
+    It holds copies of the few host entries a toolchain needs (never ``ssl/private``), generated
+    ``passwd``/``group``/``hosts`` naming only the sandbox user, and the host's ``resolv.conf``
+    when the sandbox has the host network.
+    """
+    target.mkdir(parents=True, exist_ok=True)
+    for name in _ETC_ENTRIES:
+        source = root / "etc" / name
+        destination = target / name
+        if source.is_symlink():
+            os.symlink(os.readlink(source), destination)
+        elif source.is_dir():
+            shutil.copytree(
+                source, destination, symlinks=True, ignore=shutil.ignore_patterns("private")
+            )
+        elif source.is_file():
+            shutil.copyfile(source, destination)
+    (target / "passwd").write_text(
+        "root:x:0:0:root:/root:/usr/sbin/nologin\n"
+        f"sandbox:x:{SANDBOX_UID}:{SANDBOX_GID}:sandbox:{HOME}:/bin/sh\n"
+        "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n"
+    )
+    (target / "group").write_text(f"root:x:0:\nsandbox:x:{SANDBOX_GID}:\nnobody:x:65534:\n")
+    (target / "hosts").write_text("127.0.0.1\tlocalhost sandbox\n::1\tlocalhost\n")
+    resolv = root / "etc" / "resolv.conf"
+    if resolv_conf and resolv.exists():
+        shutil.copyfile(resolv, target / "resolv.conf")
 
 
 @dataclass(frozen=True)
@@ -92,7 +121,7 @@ class BwrapCommand:
     home: Path
     """Host directory bound writable at :data:`HOME`."""
     etc: Path
-    """Host directory holding the generated ``passwd``, ``group`` and ``hosts``."""
+    """Host directory bound read-only as ``/etc`` (see :func:`populate_etc`)."""
     env: Mapping[str, str]
     network: str = "none"
     cwd: str = WORKDIR
@@ -100,8 +129,6 @@ class BwrapCommand:
     """Extra host paths bound read-only: host path -> path inside (the repository mirror)."""
     egress_socket: Path | None = None
     """Host path of the egress proxy socket (``restricted`` only)."""
-    resolv_conf: Path | None = None
-    """Host ``resolv.conf`` to bind (``open`` only)."""
     system: Sequence[str] = field(default_factory=system_binds)
     bwrap: str = "bwrap"
 
@@ -127,10 +154,7 @@ def bwrap_argv(command: BwrapCommand) -> list[str]:
         args.append("--share-net")
     args += list(command.system)
     args += ["--proc", "/proc", "--dev", "/dev"]
-    for name in ("passwd", "group", "hosts"):
-        args += ["--ro-bind", str(command.etc / name), f"/etc/{name}"]
-    if command.resolv_conf is not None:
-        args += ["--ro-bind", str(command.resolv_conf), "/etc/resolv.conf"]
+    args += ["--ro-bind", str(command.etc), "/etc"]
     for host_path, inside in command.read_only.items():
         args += ["--ro-bind", str(host_path), inside]
     args += ["--bind", str(command.tmp), "/tmp"]

@@ -29,7 +29,7 @@ from typing import Any
 from writgate.ids import new_id
 
 from .bridge import bridge_prefix, proxy_env
-from .bubblewrap import DEFAULT_ENV, HOME, WORKDIR, BwrapCommand, bwrap_argv
+from .bubblewrap import DEFAULT_ENV, WORKDIR, BwrapCommand, bwrap_argv, populate_etc
 from .egress import Allowlist, EgressProxy
 from .errors import (
     SandboxError,
@@ -58,14 +58,6 @@ _GIT_ENV = {
     "GIT_TERMINAL_PROMPT": "0",
     "LC_ALL": "C",
 }
-
-
-def _passwd() -> str:
-    return (
-        "root:x:0:0:root:/root:/usr/sbin/nologin\n"
-        f"sandbox:x:1000:1000:sandbox:{HOME}:/bin/sh\n"
-        "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n"
-    )
 
 
 class LocalProvider:
@@ -206,14 +198,13 @@ class LocalSandbox:
 
     async def start(self) -> None:
         """Check the workspace out and set up limits and networking."""
-        for name in ("tmp", "home", "etc"):
+        for name in ("tmp", "home"):
             (self.directory / name).mkdir(parents=True, exist_ok=True)
         (self.directory / "owner").write_text(_owner_stamp(os.getpid()))
         os.chmod(self.directory / "tmp", 0o1777)
-        etc = self.directory / "etc"
-        (etc / "passwd").write_text(_passwd())
-        (etc / "group").write_text("root:x:0:\nsandbox:x:1000:\nnobody:x:65534:\n")
-        (etc / "hosts").write_text("127.0.0.1\tlocalhost sandbox\n::1\tlocalhost\n")
+        await asyncio.to_thread(
+            populate_etc, self.directory / "etc", resolv_conf=self.spec.network.mode == "open"
+        )
         self._checkout = await check_out(
             mirrors=self._provider.mirrors,
             url=self.spec.repository_url,
@@ -424,7 +415,6 @@ class LocalSandbox:
             cwd = WORKDIR
         elif not cwd.startswith("/"):
             cwd = f"{WORKDIR}/{cwd}"
-        resolv = Path("/etc/resolv.conf")
         assert self._checkout is not None
         command = BwrapCommand(
             argv=[*inner, *argv],
@@ -437,7 +427,6 @@ class LocalSandbox:
             cwd=cwd,
             read_only={self._checkout.mirror: MIRROR},
             egress_socket=self._proxy.socket_path if self._proxy is not None else None,
-            resolv_conf=resolv if spec.network.mode == "open" and resolv.exists() else None,
             bwrap=self._provider.bwrap,
         )
         return bwrap_argv(command)
