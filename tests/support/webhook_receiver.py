@@ -67,7 +67,7 @@ def webhook_receiver(respond: Responder = always_ok, *, port: int = 0) -> Iterat
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
-        def do_POST(self) -> None:  # noqa: N802 (the stdlib's name)
+        def do_POST(self) -> None:
             receiver = holder["receiver"]
             length = int(self.headers.get("content-length") or 0)
             body = self.rfile.read(length)

@@ -279,13 +279,15 @@ class Deliverer:
                 delay = self.schedule.delay_after(claim.round_attempts + 1)
                 if delay is not None:
                     retry_at = datetime.now(UTC) + timedelta(seconds=delay)
-            await self.store.finish_attempt(
-                claim,
-                result,
-                retry_at=retry_at,
-                failure_threshold=self.circuit.failure_threshold,
-                failing_for=self.circuit.failing_for,
-            )
+            # The receiver has answered: record it even when shutting down, or it is sent twice.
+            with anyio.CancelScope(shield=True), anyio.move_on_after(30):
+                await self.store.finish_attempt(
+                    claim,
+                    result,
+                    retry_at=retry_at,
+                    failure_threshold=self.circuit.failure_threshold,
+                    failing_for=self.circuit.failing_for,
+                )
             self.attempts_made += 1
         except Exception as exc:  # the lease hands the row to a later attempt
             log.warning("webhook delivery %s: %s", claim.id, _first_line(exc))
