@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import os
 import re
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -55,6 +56,7 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+DEFAULT_PUBLIC_URL = "http://127.0.0.1:8080"  # writgate serve's default address
 DEFAULT_REQUIRED_CONTEXTS: tuple[str, ...] = ("writgate/merge-gate",)
 _ORG = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")  # as writgate.auth accepts for API keys
 _NAME_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
@@ -173,6 +175,7 @@ class LocalForgeBase:
         org: str = "default",
         default_required_contexts: Sequence[str] = DEFAULT_REQUIRED_CONTEXTS,
         bot_user: str = "writgate-bot",
+        public_url: str | None = None,
     ):
         if not _ORG.match(org) or ".." in org:
             raise ForgeInputError(
@@ -185,6 +188,14 @@ class LocalForgeBase:
         self.org = org
         self.default_required_contexts = tuple(default_required_contexts)
         self.bot_user = bot_user
+        # Where people reach this server: pull request URLs point at its API.
+        self.public_url = (
+            public_url or os.environ.get("WRITGATE_PUBLIC_URL") or DEFAULT_PUBLIC_URL
+        ).rstrip("/")
+
+    def pull_request_url(self, repository: str, number: int) -> str:
+        """The API URL of a pull request of this forge."""
+        return f"{self.public_url}/api/v1/forge/local/repositories/{repository}/pulls/{number}"
 
     def for_org(self, org: str) -> Self:
         """The same forge acting for ``org``."""
@@ -197,6 +208,7 @@ class LocalForgeBase:
             org=org,
             default_required_contexts=self.default_required_contexts,
             bot_user=self.bot_user,
+            public_url=self.public_url,
         )
 
     # -- repositories ------------------------------------------------------------------------
@@ -506,6 +518,7 @@ class LocalForgeBase:
                 reviews=tuple(by_pr.get(row.id, ())),
                 checks=checks.get((row.repository_id, row.head_sha), {}),
                 merge_commit_sha=row.merge_commit_sha,
+                url=self.pull_request_url(repos[row.repository_id].name, row.number),
                 created_at=_utc(row.created_at),
                 updated_at=_utc(row.updated_at),
             )

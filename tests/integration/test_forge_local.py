@@ -27,7 +27,12 @@ GATE = "writgate/merge-gate"
 
 @pytest.fixture
 def forge(database: Database, tmp_path: Path) -> LocalForge:
-    return LocalForge(engine=database.engine, ledger=database.ledger, home=tmp_path / "home")
+    return LocalForge(
+        engine=database.engine,
+        ledger=database.ledger,
+        home=tmp_path / "home",
+        public_url="http://127.0.0.1:8080/",
+    )
 
 
 @pytest.fixture
@@ -103,6 +108,7 @@ async def test_pull_request_lifecycle_stale_approvals_and_gate(
     pr = await forge.open_pull_request(
         "acme/web", head="fix/answer", base="main", title="Fix answer", body="b", draft=True
     )
+    assert pr.url == "http://127.0.0.1:8080/api/v1/forge/local/repositories/acme/web/pulls/1"
     assert (pr.number, pr.state, pr.draft, pr.author, pr.head_sha) == (
         1,
         "open",
