@@ -210,6 +210,8 @@ class LocalChecks(LocalForgeBase):
             values["conclusion"] = conclusion
             if status == "completed" and current.completed_at is None:
                 values["completed_at"] = _now()
+            elif status != "completed":
+                values["completed_at"] = None  # re-run: in progress again
         if title is not None:
             values["title"] = title
         if summary is not None:
