@@ -20,6 +20,7 @@ from writgate.app.services import build_services
 from writgate.auth import KeyStore, Unauthorized
 from writgate.settings import Settings
 from writgate.web import AppState
+from writgate.webhooks.api import install_payload_docs
 
 __all__ = ["ROUTERS", "create_app", "problem"]
 
@@ -32,6 +33,7 @@ ROUTERS: tuple[tuple[str, str], ...] = (
     ("judge.api", "review_router"),
     ("judge.api", "gate_router"),
     ("writgate.app.passports_api", "router"),
+    ("writgate.webhooks.api", "router"),
     ("writgate.app.dashboard", "router"),
 )
 
@@ -179,4 +181,5 @@ def create_app(
     app.add_exception_handler(Exception, _on_unexpected)
     for module, attribute in ROUTERS:
         app.include_router(getattr(importlib.import_module(module), attribute))
+    install_payload_docs(app)  # last: it wraps the document builder
     return app

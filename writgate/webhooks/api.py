@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Header, Query, Response
+from fastapi import APIRouter, Depends, FastAPI, Header, Query, Response
+from fastapi.openapi.utils import get_openapi
 
 from writgate.errors import NotFoundError
 from writgate.web import request_org, service
@@ -33,7 +34,7 @@ from .models import (
 )
 from .service import WebhookService
 
-__all__ = ["payload_router", "router"]
+__all__ = ["install_payload_docs", "payload_router", "router"]
 
 router = APIRouter(prefix="/api/v1/webhooks", tags=["webhooks"])
 
@@ -270,12 +271,15 @@ _RECEIVER_RESPONSES: dict[int | str, dict[str, Any]] = {
 
 def _document(name: str, model: type[WebhookPayload], summary: str) -> None:
     async def receive(
-        body: model,  # type: ignore[valid-type]
+        body: WebhookPayload,
         webhook_id: Annotated[str, Header(alias="webhook-id")],
         webhook_timestamp: Annotated[str, Header(alias="webhook-timestamp")],
         webhook_signature: Annotated[str, Header(alias="webhook-signature")],
     ) -> None:
         del body, webhook_id, webhook_timestamp, webhook_signature
+
+    # Annotations are strings here (PEP 563) and ``model`` is local: give FastAPI the class.
+    receive.__annotations__["body"] = model
 
     payload_router.add_api_route(
         name,
@@ -299,3 +303,39 @@ _document(
 )
 _document("webhook.test", WebhookPayload, "A test message (sent on request)")
 _document("*", WebhookPayload, "Any other event (turn.*, pipeline.*, stage.*, …)")
+
+
+def install_payload_docs(app: FastAPI) -> None:
+    """Document the payloads in the app's OpenAPI ``webhooks`` section (call it last).
+
+    It wraps whatever builds the app's document, so a custom builder that leaves out FastAPI's
+    ``webhooks`` still serves them.
+    """
+    if not any(route.path == "run.*" for route in app.webhooks.routes if hasattr(route, "path")):
+        app.webhooks.include_router(payload_router)
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        document = build()
+        for item in document.get("webhooks", {}).values():
+            for operation in item.values():
+                operation.get("responses", {}).pop("422", None)  # receivers validate, not us
+        if not document.get("webhooks"):
+            extra = get_openapi(
+                title=app.title,
+                version=app.version,
+                openapi_version=app.openapi_version,
+                routes=[],
+                webhooks=app.webhooks.routes,
+            )
+            document["webhooks"] = extra.get("webhooks", {})
+            schemas = document.setdefault("components", {}).setdefault("schemas", {})
+            for name, schema in extra.get("components", {}).get("schemas", {}).items():
+                if name not in ("HTTPValidationError", "ValidationError"):
+                    schemas.setdefault(name, schema)
+            for item in document["webhooks"].values():
+                for operation in item.values():
+                    operation.get("responses", {}).pop("422", None)
+        return document
+
+    app.openapi = openapi  # type: ignore[method-assign]
