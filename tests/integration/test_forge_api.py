@@ -13,6 +13,7 @@ import pytest
 from forge.webhooks import sign
 from tests.conftest import git
 from tests.integration.forge_server import create_api_key, running_server
+from tests.integration.github_fake import deep_update, schema_example
 from writgate.settings import Settings
 
 GATE = "writgate/merge-gate"
@@ -185,18 +186,21 @@ def _delivery(client: httpx.Client, event: str, payload: dict[str, object], **he
     return client.post("/api/v1/forge/github/webhook", content=body, headers=sent), sent
 
 
-PR_PAYLOAD = {
-    "action": "opened",
-    "number": 7,
-    "pull_request": {
+# A pull_request "opened" delivery shaped by GitHub's own schema (every required field).
+PR_PAYLOAD = deep_update(
+    schema_example("webhook-pull-request-opened"),
+    {
         "number": 7,
-        "head": {"ref": "writgate/fix", "sha": "a" * 40},
-        "base": {"ref": "main", "sha": "b" * 40},
+        "pull_request": {
+            "number": 7,
+            "head": {"ref": "writgate/fix", "sha": "a" * 40},
+            "base": {"ref": "main", "sha": "b" * 40},
+        },
+        "repository": {"full_name": "acme/web"},
+        "installation": {"id": 42, "node_id": "x"},
+        "sender": {"login": "octocat"},
     },
-    "repository": {"full_name": "acme/web"},
-    "installation": {"id": 42},
-    "sender": {"login": "octocat"},
-}
+)
 
 
 def test_webhook_signature_dedup_and_triggers(client: httpx.Client) -> None:
