@@ -398,9 +398,14 @@ async def list_events(
     name: Name,
     number: int,
     forge: Forge,
-    after: Annotated[int, Query(ge=0)] = 0,
+    after: Annotated[int, Query(ge=0, description="Events after this seq.")] = 0,
+    cursor: Annotated[
+        str | None, Query(pattern=r"^[0-9]{1,12}$", description="nextCursor of a page.")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
 ) -> dict[str, Any]:
+    if cursor is not None:
+        after = max(after, int(cursor))
     pr = await forge.get_pull_request(_name(owner, name), number)
     ledger: Ledger = app_state(request).ledger
     events = await ledger.read(pr.id or "", org_id=forge.org, after=after, limit=limit + 1)

@@ -148,6 +148,9 @@ def test_pull_request_through_the_api(client: httpx.Client, tmp_path: Path) -> N
     assert git(Path(clone_url), "rev-parse", "main").strip() == second
 
     events = client.get(f"{base}/pulls/1/events").json()["items"]
+    first_page = client.get(f"{base}/pulls/1/events", params={"limit": 3}).json()
+    rest = client.get(f"{base}/pulls/1/events", params={"cursor": first_page["nextCursor"]}).json()
+    assert [e["seq"] for e in first_page["items"] + rest["items"]] == [e["seq"] for e in events]
     types = [e["type"] for e in events]
     assert types[0] == "pr.opened" and types[-1] == "pr.merged"
     assert {"pr.review", "pr.synchronize", "pr.merge_refused", "status.set"} <= set(types)
