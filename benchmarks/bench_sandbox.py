@@ -146,7 +146,10 @@ if __name__ == "__main__":
 
     for figure in run():
         samples = figure["samples"]
-        line = f"{figure['figure']}: median {statistics.median(samples):.1f} {figure['unit']}"
+        line = (
+            f"{figure['figure']}: median {statistics.median(samples):.1f} {figure['unit']}"
+            f" (min {min(samples):.1f})"
+        )
         if figure["peer"]:
             line += f" (peer {figure['peer']['name']}: "
             line += f"{statistics.median(figure['peer']['samples']):.1f} {figure['unit']})"
