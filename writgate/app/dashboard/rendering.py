@@ -49,6 +49,12 @@ def timestamp(value: datetime | str | None) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC") if moment else ""
 
 
+def clock(value: datetime | str | None) -> str:
+    """``21:04:05`` (UTC) for dense logs."""
+    moment = _parse(value)
+    return moment.astimezone(UTC).strftime("%H:%M:%S") if moment else ""
+
+
 def iso(value: datetime | str | None) -> str:
     """An ISO 8601 UTC timestamp for ``datetime`` attributes."""
     moment = _parse(value)
@@ -95,6 +101,7 @@ def environment() -> jinja2.Environment:
     env.filters.update(
         age=age,
         timestamp=timestamp,
+        clock=clock,
         iso=iso,
         short_sha=short_sha,
         pretty_json=pretty_json,

@@ -52,7 +52,7 @@
     item.className = "ev ev-" + String(event.type).split(".")[0] + " ev-new";
     var parts = [
       ["seq", String(event.seq)],
-      ["time", String(event.at || "").replace("T", " ").replace(/\.\d+/, "").replace("Z", " UTC").replace("+00:00", " UTC")],
+      ["time", (String(event.at || "").match(/T(\d\d:\d\d:\d\d)/) || ["", ""])[1]],
       ["type", String(event.type)],
       ["summary", String(event.summary || "")]
     ];
