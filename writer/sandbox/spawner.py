@@ -202,6 +202,9 @@ class Spawner:
         for future in [*self._started.values(), *self._exited.values()]:
             if not future.done():
                 future.set_exception(SandboxError(reason))
+                # Nobody may await it any more (its exec was cancelled and killed the
+                # process): mark the exception retrieved so asyncio does not report it.
+                future.exception()
         self._started.clear()
         self._exited.clear()
 
