@@ -18,6 +18,7 @@ __all__ = [
     "ModelPrices",
     "agent_model",
     "credits_for",
+    "default_driver",
     "load_catalog",
     "lookup",
 ]
@@ -77,6 +78,12 @@ def lookup(model_id: str) -> ModelEntry:
             f"unknown model {model_id!r}: see GET /models", field="/modelId", code="unknown_model"
         )
     return entry
+
+
+def default_driver(model_id: str | None) -> str:
+    """The driver a run of ``model_id`` uses when it names none: the model's first one."""
+    entry = load_catalog().get(model_id or "")
+    return entry.drivers[0] if entry else "command"
 
 
 def agent_model(model_id: str | None, driver: str) -> str | None:

@@ -34,7 +34,7 @@ from writgate.git import run_git
 from writgate.owners import new_owner_id, owner_is_dead
 
 from .agents import TurnContext, TurnResult, TurnUsage, agent_env, agent_for
-from .catalog import credits_for, load_catalog
+from .catalog import credits_for, default_driver, load_catalog
 from .errors import RunConflict, WriterError
 from .lifecycle import TERMINAL, Lifecycle
 from .models import CreateRunRequest
@@ -58,10 +58,10 @@ def _iso(value: datetime) -> str:
 
 
 def driver_of(spec: CreateRunRequest) -> tuple[str, list[str] | None]:
+    """The driver of a run and its argv (``command`` only); the catalog default if not named."""
     if spec.agent is not None:
         return spec.agent.driver, spec.agent.argv
-    entry = load_catalog().get(spec.model_id or "")
-    return (entry.drivers[0] if entry else "command"), None
+    return default_driver(spec.model_id), None
 
 
 def provenance_trailers(record: RunRecord) -> str:

@@ -314,6 +314,10 @@ class RunResult(Model):
     diff_stats: dict[str, int] | None = None
     pull_request: PullRequestRef | None = None
     validation: ValidationOutcome | None = None
+    agent_session: str | None = Field(
+        default=None,
+        description="The agent CLI's own session (thread) id; follow-up turns resume it.",
+    )
 
 
 class SessionInfo(Model):

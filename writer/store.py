@@ -26,6 +26,7 @@ from writgate.errors import InputError
 from writgate.ids import new_id
 from writgate.ledger import Event, Ledger
 
+from .catalog import default_driver
 from .errors import IdempotencyKeyReused, RunNotFound
 from .intent import classify_intent
 from .lifecycle import TERMINAL, Lifecycle, check_transition, lifecycle_fields
@@ -156,7 +157,8 @@ class RunRecord:
                 "metadata": request["metadata"],
                 "prompt": request["prompt"],
                 "modelId": request.get("modelId"),
-                "agent": request["agent"],
+                # No agent in the request: the catalog's default driver for the model ran it.
+                "agent": request["agent"] or {"driver": default_driver(request.get("modelId"))},
                 "billing": request["billing"],
                 "publish": request["publish"],
                 "validationMode": request["validationMode"],
