@@ -200,7 +200,11 @@ def _name(owner: Owner, name: Name) -> str:
 
 
 @router.get(
-    "/repositories", response_model=RepositoryList, responses=_ERRORS, summary="List repositories"
+    "/repositories",
+    response_model=RepositoryList,
+    responses=_ERRORS,
+    summary="List repositories",
+    operation_id="listForgeRepositories",
 )
 async def list_repositories(forge: Forge) -> dict[str, Any]:
     return _page([r.to_json() for r in await forge.list_repositories()])
@@ -212,6 +216,7 @@ async def list_repositories(forge: Forge) -> dict[str, Any]:
     status_code=201,
     responses=_ERRORS,
     summary="Create a repository",
+    operation_id="createForgeRepository",
 )
 async def create_repository(body: CreateRepository, forge: Forge) -> dict[str, Any]:
     repo = await forge.create_repository(
@@ -225,6 +230,7 @@ async def create_repository(body: CreateRepository, forge: Forge) -> dict[str, A
     response_model=RepositoryOut,
     responses=_ERRORS,
     summary="Get a repository",
+    operation_id="getForgeRepository",
 )
 async def get_repository(owner: Owner, name: Name, forge: Forge) -> dict[str, Any]:
     return (await forge.get_repository(_name(owner, name))).to_json()
@@ -235,6 +241,7 @@ async def get_repository(owner: Owner, name: Name, forge: Forge) -> dict[str, An
     response_model=RepositoryOut,
     responses=_ERRORS,
     summary="Set the contexts required to merge",
+    operation_id="setForgeRequiredContexts",
 )
 async def set_required_contexts(
     owner: Owner, name: Name, body: RequiredContexts, forge: Forge
@@ -250,6 +257,7 @@ async def set_required_contexts(
     response_model=PullRequestList,
     responses=_ERRORS,
     summary="List pull requests (newest first)",
+    operation_id="listForgePullRequests",
 )
 async def list_pull_requests(
     forge: Forge,
@@ -279,6 +287,7 @@ class OpenPullRequest(_Body):
     status_code=201,
     responses=_ERRORS,
     summary="Open a pull request",
+    operation_id="openForgePullRequest",
 )
 async def open_pull_request(
     owner: Owner, name: Name, body: OpenPullRequest, forge: Forge
@@ -300,7 +309,13 @@ async def open_pull_request(
 _PR = "/repositories/{owner}/{name}/pulls/{number}"
 
 
-@router.get(_PR, response_model=PullRequestDetail, responses=_ERRORS, summary="Get a pull request")
+@router.get(
+    _PR,
+    response_model=PullRequestDetail,
+    responses=_ERRORS,
+    summary="Get a pull request",
+    operation_id="getForgePullRequest",
+)
 async def get_pull_request(owner: Owner, name: Name, number: int, forge: Forge) -> dict[str, Any]:
     repository = _name(owner, name)
     pr = await forge.get_pull_request(repository, number)
@@ -315,6 +330,7 @@ async def get_pull_request(owner: Owner, name: Name, number: int, forge: Forge) 
     response_model=PullRequestOut,
     responses=_ERRORS,
     summary="Update, close or reopen a pull request",
+    operation_id="updateForgePullRequest",
 )
 async def update_pull_request(
     owner: Owner, name: Name, number: int, body: UpdatePullRequest, forge: Forge
@@ -335,6 +351,7 @@ async def update_pull_request(
     response_model=FileList,
     responses=_ERRORS,
     summary="Files a pull request changes",
+    operation_id="listForgePullRequestFiles",
 )
 async def list_files(owner: Owner, name: Name, number: int, forge: Forge) -> dict[str, Any]:
     return _page([f.to_json() for f in await forge.list_files(_name(owner, name), number)])
@@ -345,6 +362,7 @@ async def list_files(owner: Owner, name: Name, number: int, forge: Forge) -> dic
     response_model=CommitList,
     responses=_ERRORS,
     summary="Commits of a pull request",
+    operation_id="listForgePullRequestCommits",
 )
 async def list_commits(owner: Owner, name: Name, number: int, forge: Forge) -> dict[str, Any]:
     return _page([c.to_json() for c in await forge.list_commits(_name(owner, name), number)])
@@ -355,6 +373,7 @@ async def list_commits(owner: Owner, name: Name, number: int, forge: Forge) -> d
     response_model=CommitStatusList,
     responses=_ERRORS,
     summary="Statuses on the pull request's head",
+    operation_id="listForgePullRequestStatuses",
 )
 async def list_pr_statuses(owner: Owner, name: Name, number: int, forge: Forge) -> dict[str, Any]:
     repository = _name(owner, name)
@@ -368,6 +387,7 @@ async def list_pr_statuses(owner: Owner, name: Name, number: int, forge: Forge) 
     response_model=CheckRunList,
     responses=_ERRORS,
     summary="Check runs on the pull request's head",
+    operation_id="listForgePullRequestCheckRuns",
 )
 async def list_pr_check_runs(owner: Owner, name: Name, number: int, forge: Forge) -> dict[str, Any]:
     repository = _name(owner, name)
@@ -381,6 +401,7 @@ async def list_pr_check_runs(owner: Owner, name: Name, number: int, forge: Forge
     response_model=CommentList,
     responses=_ERRORS,
     summary="Comments of a pull request",
+    operation_id="listForgePullRequestComments",
 )
 async def list_comments(owner: Owner, name: Name, number: int, forge: Forge) -> dict[str, Any]:
     return _page([c.to_json() for c in await forge.list_comments(_name(owner, name), number)])
@@ -391,6 +412,7 @@ async def list_comments(owner: Owner, name: Name, number: int, forge: Forge) -> 
     response_model=EventList,
     responses=_ERRORS,
     summary="Ledger events of a pull request",
+    operation_id="listForgePullRequestEvents",
 )
 async def list_events(
     request: Request,
@@ -415,7 +437,12 @@ async def list_events(
 
 
 @router.post(
-    _PR + "/reviews", response_model=ReviewOut, status_code=201, responses=_ERRORS, summary="Review"
+    _PR + "/reviews",
+    response_model=ReviewOut,
+    status_code=201,
+    responses=_ERRORS,
+    summary="Review",
+    operation_id="reviewForgePullRequest",
 )
 async def review(
     owner: Owner, name: Name, number: int, body: ReviewBody, forge: Forge
@@ -432,6 +459,7 @@ async def review(
     status_code=201,
     responses=_ERRORS,
     summary="Approve",
+    operation_id="approveForgePullRequest",
 )
 async def approve(
     owner: Owner, name: Name, number: int, body: ApproveBody, forge: Forge
@@ -446,6 +474,7 @@ async def approve(
     response_model=PullRequestOut,
     responses=_ERRORS,
     summary="Add and remove labels",
+    operation_id="labelForgePullRequest",
 )
 async def label(
     owner: Owner, name: Name, number: int, body: LabelsBody, forge: Forge
@@ -459,6 +488,7 @@ async def label(
     response_model=PullRequestOut,
     responses=_MERGE_ERRORS,
     summary="Merge (guarded by required contexts)",
+    operation_id="mergeForgePullRequest",
 )
 async def merge(
     owner: Owner, name: Name, number: int, forge: Forge, body: MergeBody | None = None
@@ -479,6 +509,7 @@ _COMMIT = "/repositories/{owner}/{name}/commits/{sha}"
     response_model=CommitStatusList,
     responses=_ERRORS,
     summary="Statuses of a commit",
+    operation_id="listForgeCommitStatuses",
 )
 async def list_statuses(owner: Owner, name: Name, sha: str, forge: Forge) -> dict[str, Any]:
     return _page([s.to_json() for s in await forge.list_commit_statuses(_name(owner, name), sha)])
@@ -490,6 +521,7 @@ async def list_statuses(owner: Owner, name: Name, sha: str, forge: Forge) -> dic
     status_code=201,
     responses=_ERRORS,
     summary="Set a status",
+    operation_id="setForgeCommitStatus",
 )
 async def set_status(
     owner: Owner, name: Name, sha: str, body: StatusBody, forge: Forge
@@ -510,6 +542,7 @@ async def set_status(
     response_model=CheckRunList,
     responses=_ERRORS,
     summary="Check runs of a commit",
+    operation_id="listForgeCommitCheckRuns",
 )
 async def list_check_runs(owner: Owner, name: Name, sha: str, forge: Forge) -> dict[str, Any]:
     return _page([r.to_json() for r in await forge.list_check_runs(_name(owner, name), sha)])
@@ -521,6 +554,7 @@ async def list_check_runs(owner: Owner, name: Name, sha: str, forge: Forge) -> d
     status_code=201,
     responses=_ERRORS,
     summary="Create a check run",
+    operation_id="createForgeCheckRun",
 )
 async def create_check_run(
     owner: Owner, name: Name, sha: str, body: CheckRunBody, forge: Forge
@@ -542,7 +576,11 @@ _RUN = "/repositories/{owner}/{name}/check-runs/{check_run_id}"
 
 
 @router.get(
-    _RUN, response_model=CheckRunOut, responses=_ERRORS, summary="A check run with its annotations"
+    _RUN,
+    response_model=CheckRunOut,
+    responses=_ERRORS,
+    summary="A check run with its annotations",
+    operation_id="getForgeCheckRun",
 )
 async def get_check_run(
     owner: Owner, name: Name, check_run_id: int, forge: Forge
@@ -551,7 +589,13 @@ async def get_check_run(
     return run.to_json(with_annotations=True)
 
 
-@router.patch(_RUN, response_model=CheckRunOut, responses=_ERRORS, summary="Update a check run")
+@router.patch(
+    _RUN,
+    response_model=CheckRunOut,
+    responses=_ERRORS,
+    summary="Update a check run",
+    operation_id="updateForgeCheckRun",
+)
 async def update_check_run(
     owner: Owner, name: Name, check_run_id: int, body: CheckRunUpdate, forge: Forge
 ) -> dict[str, Any]:
@@ -599,6 +643,7 @@ def _problem(status: int, code: str, title: str, **extra: Any) -> JSONResponse:
         413: {"description": "The body is larger than GitHub's 25 MB cap (problem+json)."},
         503: {"description": "WRITGATE_GITHUB_WEBHOOK_SECRET is not set (problem+json)."},
     },
+    operation_id="receiveGithubWebhook",
 )
 async def github_webhook(request: Request, settings: _Webhook, store: _Triggers) -> Any:
     if settings.secret is None:
@@ -647,6 +692,7 @@ async def github_webhook(request: Request, settings: _Webhook, store: _Triggers)
     response_model=TriggerList,
     responses=_ERRORS,
     summary="Stored webhook triggers, newest first",
+    operation_id="listForgeTriggers",
 )
 async def list_triggers(
     org: Org,
@@ -667,6 +713,7 @@ async def list_triggers(
     response_model=TriggerDetail,
     responses=_ERRORS,
     summary="One trigger with payload",
+    operation_id="getForgeTrigger",
 )
 async def get_trigger(trigger_id: str, org: Org, store: _Triggers) -> dict[str, Any]:
     return (await store.get(org, trigger_id)).to_json(with_payload=True)

@@ -86,7 +86,13 @@ class Refresh(_Body):
     publish: bool = True
 
 
-@review_router.post("", status_code=201, responses=_ERRORS, summary="Create a review run")
+@review_router.post(
+    "",
+    status_code=201,
+    responses=_ERRORS,
+    summary="Create a review run",
+    operation_id="createReviewRun",
+)
 async def create_review_run(body: CreateReviewRun, org: Org, gate: Gate, reviews: Reviews) -> Any:
     """Review a pull request (or base..head) of a forge repository and store the findings."""
     home = gate.home
@@ -120,7 +126,7 @@ async def create_review_run(body: CreateReviewRun, org: Org, gate: Gate, reviews
     return run.to_json()
 
 
-@review_router.get("", responses=_ERRORS, summary="List review runs")
+@review_router.get("", responses=_ERRORS, summary="List review runs", operation_id="listReviewRuns")
 async def list_review_runs(
     org: Org,
     reviews: Reviews,
@@ -145,7 +151,9 @@ async def list_review_runs(
     }
 
 
-@review_router.get("/{run_id}", responses=_ERRORS, summary="Get a review run")
+@review_router.get(
+    "/{run_id}", responses=_ERRORS, summary="Get a review run", operation_id="getReviewRun"
+)
 async def get_review_run(
     run_id: str,
     org: Org,
@@ -176,7 +184,12 @@ def _passport(document: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any] 
     return loaded.statement, loaded.envelope
 
 
-@gate_router.post("/evaluate", responses=_ERRORS, summary="Evaluate the merge gate")
+@gate_router.post(
+    "/evaluate",
+    responses=_ERRORS,
+    summary="Evaluate the merge gate",
+    operation_id="evaluateMergeGate",
+)
 async def evaluate(body: Evaluate, org: Org, gate: Gate) -> Any:
     """Decide a passport (and PR state) with a policy; store and optionally publish it."""
     from policies import parse_policy
@@ -215,7 +228,12 @@ async def evaluate(body: Evaluate, org: Org, gate: Gate) -> Any:
     return decision.to_json()
 
 
-@gate_router.post("/refresh", responses=_ERRORS, summary="Re-evaluate a pull request")
+@gate_router.post(
+    "/refresh",
+    responses=_ERRORS,
+    summary="Re-evaluate a pull request",
+    operation_id="refreshMergeGate",
+)
 async def refresh(body: Refresh, org: Org, gate: Gate) -> Any:
     """Re-evaluate after approvals or checks changed; a new head makes the decision stale."""
     decision = await gate.refresh(
@@ -224,7 +242,12 @@ async def refresh(body: Refresh, org: Org, gate: Gate) -> Any:
     return {"decision": decision.to_json() if decision else None}
 
 
-@gate_router.get("/decisions", responses=_ERRORS, summary="List merge-gate decisions")
+@gate_router.get(
+    "/decisions",
+    responses=_ERRORS,
+    summary="List merge-gate decisions",
+    operation_id="listMergeGateDecisions",
+)
 async def list_decisions(
     org: Org,
     gate: Gate,
@@ -241,7 +264,12 @@ async def list_decisions(
     return {"items": [d.to_json() for d in found]}
 
 
-@gate_router.get("/decisions/{decision_id}", responses=_ERRORS, summary="Get a decision")
+@gate_router.get(
+    "/decisions/{decision_id}",
+    responses=_ERRORS,
+    summary="Get a decision",
+    operation_id="getMergeGateDecision",
+)
 async def get_decision(decision_id: str, org: Org, gate: Gate) -> Any:
     """One decision with every rule's state and reasons."""
     return (await gate.get(org, decision_id)).to_json()

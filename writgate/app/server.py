@@ -16,6 +16,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from writgate import errors
 from writgate.app.dashboard.sessions import SESSION_COOKIE, SessionManager, load_session_secret
 from writgate.app.database import open_database
+from writgate.app.openapi import install_openapi
 from writgate.app.services import build_services
 from writgate.auth import KeyStore, Unauthorized
 from writgate.settings import Settings
@@ -181,5 +182,6 @@ def create_app(
     app.add_exception_handler(Exception, _on_unexpected)
     for module, attribute in ROUTERS:
         app.include_router(getattr(importlib.import_module(module), attribute))
+    install_openapi(app)
     install_payload_docs(app)  # last: it wraps the document builder
     return app
