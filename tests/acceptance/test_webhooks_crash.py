@@ -139,3 +139,74 @@ def test_sigkill_between_event_and_delivery_loses_nothing(
         outcomes = [a["outcome"] for a in detail["attemptLog"]]
         assert outcomes[-1] == "succeeded" and set(outcomes[:-1]) == {"failed"}
         assert "ConnectError" in detail["attemptLog"][0]["error"]
+
+
+def test_writgate_workers_deliver_when_the_server_does_not(
+    settings: Settings, tmp_path: Path
+) -> None:
+    key = create_api_key(settings, "default")
+    port = _free_port()
+    env = {
+        **os.environ,
+        "WRITGATE_HOME": str(settings.home),
+        "WRITGATE_DATABASE_URL": settings.database_url,
+        "WRITGATE_WEBHOOKS_ALLOW_PRIVATE": "1",
+        "WRITGATE_WEBHOOKS_DELIVERY": "off",  # the API node only stores; workers deliver
+        "WRITGATE_WEBHOOKS_POLL": "100ms",
+        "WRITGATE_EXECUTOR": "off",
+        "WRITGATE_SERVER_WORKER": "off",
+    }
+    headers = {"Authorization": f"Bearer {key}"}
+    base = f"http://127.0.0.1:{port}"
+    # SQLite allows one worker; PostgreSQL workers share the outbox (FOR UPDATE SKIP LOCKED).
+    workers_count = 1 if settings.is_embedded else 2
+    with webhook_receiver() as receiver, _server(env, port, tmp_path / "server.log"):
+        endpoint = httpx.post(
+            f"{base}/api/v1/webhooks",
+            json={"url": receiver.url, "eventTypes": ["run.queued"]},
+            headers=headers,
+        ).json()
+        workers = []
+        for i in range(workers_count):
+            with (tmp_path / f"worker{i}.log").open("wb") as worker_log:
+                workers.append(
+                    subprocess.Popen(
+                        [WRITGATE, "worker", "--all-orgs"],
+                        env=env,
+                        stdout=subprocess.DEVNULL,
+                        stderr=worker_log,
+                        start_new_session=True,
+                    )
+                )
+        try:
+            run_ids = []
+            for i in range(12):
+                run = httpx.post(
+                    f"{base}/api/v1/coding-agent/runs",
+                    json={
+                        "repository": "acme/app",
+                        "prompt": f"task {i}",
+                        "agent": {"driver": "command", "argv": ["true"]},
+                        "publish": {"mode": "none"},
+                    },
+                    headers=headers,
+                )
+                assert run.status_code == 201, run.text
+                run_ids.append(run.json()["id"])
+            receiver.wait_for(lambda seen: len(seen) >= 12, timeout=60)
+            time.sleep(0.5)
+        finally:
+            for process in workers:
+                process.send_signal(signal.SIGTERM)
+            for process in workers:
+                try:
+                    process.wait(20)
+                except subprocess.TimeoutExpired:
+                    os.killpg(process.pid, signal.SIGKILL)
+                    process.wait(5)
+        received = receiver.snapshot()
+        ids = [r.headers["webhook-id"] for r in received]
+        assert len(ids) == len(set(ids)) == 12
+        verified = [Webhook(endpoint["secret"]).verify(r.body, r.headers) for r in received]
+        assert sorted(p["data"]["runId"] for p in verified) == sorted(run_ids)
+        assert all(process.returncode == 0 for process in workers)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from .delivery import DEFAULT_RETRY_DELAYS, CircuitPolicy, Deliverer, RetrySchedule
 from .destinations import ALLOW_PRIVATE_ENV, DestinationError, allow_private_from_env
 from .events import EVENT_FAMILIES, matches, normalize_patterns
-from .service import WebhookService, attach
+from .service import WebhookService, attach, deliverer_for
 from .signing import SecretBox, generate_secret, sign
 from .store import Attempt, AttemptResult, Claim, Delivery, Endpoint, WebhookStore
 
@@ -33,6 +33,7 @@ __all__ = [
     "WebhookStore",
     "allow_private_from_env",
     "attach",
+    "deliverer_for",
     "generate_secret",
     "matches",
     "normalize_patterns",

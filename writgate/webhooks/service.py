@@ -5,6 +5,7 @@ from __future__ import annotations
 import weakref
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from writgate.ledger import Ledger
 
@@ -13,7 +14,7 @@ from .destinations import allow_private_from_env, resolve
 from .signing import SecretBox
 from .store import Delivery, Endpoint, WebhookStore
 
-__all__ = ["WebhookService", "attach"]
+__all__ = ["WebhookService", "attach", "deliverer_for"]
 
 _STORES: weakref.WeakKeyDictionary[Ledger, WebhookStore] = weakref.WeakKeyDictionary()
 
@@ -80,3 +81,8 @@ class WebhookService:
     async def send_test(self, org_id: str, endpoint_id: str) -> Delivery:
         """Send a ``webhook.test`` message now and return its delivery with the attempt."""
         return await self.deliverer.send_test(org_id, endpoint_id)
+
+
+def deliverer_for(ledger: Ledger, *, home: Path, **options: Any) -> Deliverer:
+    """A deliverer over ``ledger``'s database, configured by ``WRITGATE_WEBHOOKS_*``."""
+    return Deliverer.from_env(attach(ledger, home=home), **options)

@@ -16,6 +16,7 @@ from pipelines.worker import sqlite_worker_lock
 from writgate.app.database import Database
 from writgate.errors import InputError
 from writgate.settings import Settings
+from writgate.webhooks import deliverer_for
 
 from ._common import run_async, with_database
 from ._pipelines import pipeline_service, worker_options
@@ -36,6 +37,11 @@ def register(commands: Any) -> None:
     parser.add_argument("--poll", help="polling interval (default 1s, WRITGATE_PIPELINE_POLL)")
     parser.add_argument(
         "--all-orgs", action="store_true", help="serve every org, not only WRITGATE_ORG"
+    )
+    parser.add_argument(
+        "--no-webhooks",
+        action="store_true",
+        help="do not deliver webhooks from this worker (by default it also sends them)",
     )
     parser.set_defaults(handler=_worker)
 
@@ -75,6 +81,9 @@ def _worker(args: argparse.Namespace) -> int:
                 print(f"worker {worker.worker_id} started", file=sys.stderr, flush=True)
                 async with anyio.create_task_group() as tg:
                     tg.start_soon(stop_on_signal, signals)
+                    if not args.no_webhooks:
+                        # Webhook deliveries (writgate.webhooks) go out from workers too.
+                        await tg.start(deliverer_for(database.ledger, home=settings.home).serve)
                     await worker.run()
                     tg.cancel_scope.cancel()
             print(f"worker stopped after {worker.stages_run} stage(s)", file=sys.stderr)
