@@ -30,6 +30,14 @@ if TYPE_CHECKING:
     from writer.models import CreateRunRequest, Run, RunList, RunStatus
     from writgate.app.passports_api import PassportList, PassportOut
     from writgate.sse import LedgerEvent, LedgerEventList
+    from writgate.webhooks.models import (
+        WebhookDelivery,
+        WebhookDeliveryList,
+        WebhookEndpoint,
+        WebhookEndpointList,
+        WebhookEndpointWithSecret,
+        WebhookEventFamilyList,
+    )
 
     from .shared import Until
 
@@ -429,6 +437,84 @@ class AsyncClient:
     async def get_passport_markdown(self, passport: str) -> str:
         """The passport rendered as Markdown (the PR comment)."""
         return await self._send(calls.get_passport_markdown(passport))
+
+    # --- webhooks -------------------------------------------------------------------------------
+
+    async def list_webhook_event_types(self) -> WebhookEventFamilyList:
+        """The event families an endpoint can subscribe to (``<family>.*``)."""
+        return await self._send(calls.list_webhook_event_types())
+
+    async def create_webhook_endpoint(
+        self, url: str, event_types: Iterable[str], *, description: str = ""
+    ) -> WebhookEndpointWithSecret:
+        """Subscribe ``url``; the answer carries the signing secret, shown only this once."""
+        return await self._send(
+            calls.create_webhook_endpoint(url, event_types, description=description)
+        )
+
+    async def list_webhook_endpoints(
+        self, *, cursor: str | None = None, limit: int | None = None
+    ) -> WebhookEndpointList:
+        """The org's webhook endpoints, newest first."""
+        return await self._send(calls.list_webhook_endpoints(cursor=cursor, limit=limit))
+
+    async def get_webhook_endpoint(self, webhook_id: str) -> WebhookEndpoint:
+        """One webhook endpoint."""
+        return await self._send(calls.get_webhook_endpoint(webhook_id))
+
+    async def update_webhook_endpoint(
+        self,
+        webhook_id: str,
+        *,
+        url: str | None = None,
+        event_types: Iterable[str] | None = None,
+        description: str | None = None,
+        enabled: bool | None = None,
+    ) -> WebhookEndpoint:
+        """Change the given fields of an endpoint (``enabled=True`` re-enables it)."""
+        return await self._send(
+            calls.update_webhook_endpoint(
+                webhook_id, url=url, event_types=event_types, description=description,
+                enabled=enabled,
+            )
+        )  # fmt: skip
+
+    async def delete_webhook_endpoint(self, webhook_id: str) -> None:
+        """Remove an endpoint."""
+        return await self._send(calls.delete_webhook_endpoint(webhook_id))
+
+    async def rotate_webhook_secret(
+        self, webhook_id: str, *, grace_seconds: int | None = None
+    ) -> WebhookEndpointWithSecret:
+        """A new signing secret; the old one still signs for ``grace_seconds``."""
+        return await self._send(
+            calls.rotate_webhook_secret(webhook_id, grace_seconds=grace_seconds)
+        )
+
+    async def test_webhook_endpoint(self, webhook_id: str) -> WebhookDelivery:
+        """Send one signed ``webhook.test`` message now and return the attempt."""
+        return await self._send(calls.test_webhook_endpoint(webhook_id))
+
+    async def list_webhook_deliveries(
+        self,
+        webhook_id: str,
+        *,
+        status: Literal["pending", "succeeded", "failed"] | None = None,
+        cursor: str | None = None,
+        limit: int | None = None,
+    ) -> WebhookDeliveryList:
+        """Deliveries to an endpoint, newest first."""
+        return await self._send(
+            calls.list_webhook_deliveries(webhook_id, status=status, cursor=cursor, limit=limit)
+        )
+
+    async def get_webhook_delivery(self, webhook_id: str, delivery_id: str) -> WebhookDelivery:
+        """One delivery with its attempt log."""
+        return await self._send(calls.get_webhook_delivery(webhook_id, delivery_id))
+
+    async def redeliver_webhook(self, webhook_id: str, delivery_id: str) -> WebhookDelivery:
+        """Deliver a delivery again (manual redelivery)."""
+        return await self._send(calls.redeliver_webhook(webhook_id, delivery_id))
 
     # --- the API description --------------------------------------------------------------------
 

@@ -22,6 +22,14 @@ if TYPE_CHECKING:
     from writer.models import CreateRunRequest, Run, RunList, RunStatus
     from writgate.app.passports_api import PassportList, PassportOut
     from writgate.sse import LedgerEventList
+    from writgate.webhooks.models import (
+        WebhookDelivery,
+        WebhookDeliveryList,
+        WebhookEndpoint,
+        WebhookEndpointList,
+        WebhookEndpointWithSecret,
+        WebhookEventFamilyList,
+    )
 
 __all__ = ["CODING_AGENT", "Call"]
 
@@ -33,6 +41,7 @@ PIPELINES = "/api/v1"
 REVIEW_RUNS = "/api/v1/review-runs"
 MERGE_GATE = "/api/v1/merge-gate"
 PASSPORTS = "/api/v1/passports"
+WEBHOOKS = "/api/v1/webhooks"
 
 Params = list[tuple[str, str]]
 
@@ -432,6 +441,132 @@ def get_passport_markdown(passport: str) -> Call[str]:
     """``GET /passports/{id}/markdown``: the passport as the PR comment renders it."""
     path = f"{PASSPORTS}/{segment(passport)}/markdown"
     return Call("GET", path, _text, headers={"Accept": "text/markdown"}, safe=True)
+
+
+# --- webhooks (DESIGN.md §4.6) -----------------------------------------------------------------
+
+
+def _none(_response: httpx.Response) -> None:
+    return None
+
+
+def list_webhook_event_types() -> Call[WebhookEventFamilyList]:
+    """``GET /webhooks/event-types``."""
+    from writgate.webhooks.models import WebhookEventFamilyList
+
+    path = f"{WEBHOOKS}/event-types"
+    return Call("GET", path, _model(WebhookEventFamilyList), safe=True)
+
+
+def create_webhook_endpoint(
+    url: str, event_types: Iterable[str], *, description: str = ""
+) -> Call[WebhookEndpointWithSecret]:
+    """``POST /webhooks``: not repeatable (each call subscribes a new endpoint)."""
+    from writgate.webhooks.models import WebhookEndpointWithSecret
+
+    body = {"url": url, "eventTypes": list(event_types), "description": description}
+    return Call("POST", WEBHOOKS, _model(WebhookEndpointWithSecret), json=body)
+
+
+def list_webhook_endpoints(
+    *, cursor: str | None = None, limit: int | None = None
+) -> Call[WebhookEndpointList]:
+    """``GET /webhooks``."""
+    from writgate.webhooks.models import WebhookEndpointList
+
+    params: Params = []
+    _add(params, "cursor", cursor)
+    _add(params, "limit", limit)
+    return Call("GET", WEBHOOKS, _model(WebhookEndpointList), params=params, safe=True)
+
+
+def get_webhook_endpoint(webhook_id: str) -> Call[WebhookEndpoint]:
+    """``GET /webhooks/{id}``."""
+    from writgate.webhooks.models import WebhookEndpoint
+
+    return Call("GET", f"{WEBHOOKS}/{segment(webhook_id)}", _model(WebhookEndpoint), safe=True)
+
+
+def update_webhook_endpoint(
+    webhook_id: str,
+    *,
+    url: str | None = None,
+    event_types: Iterable[str] | None = None,
+    description: str | None = None,
+    enabled: bool | None = None,
+) -> Call[WebhookEndpoint]:
+    """``PATCH /webhooks/{id}``: sets the given fields, so repeating it changes nothing more."""
+    from writgate.webhooks.models import WebhookEndpoint
+
+    body: dict[str, Any] = {}
+    if url is not None:
+        body["url"] = url
+    if event_types is not None:
+        body["eventTypes"] = list(event_types)
+    if description is not None:
+        body["description"] = description
+    if enabled is not None:
+        body["enabled"] = enabled
+    path = f"{WEBHOOKS}/{segment(webhook_id)}"
+    return Call("PATCH", path, _model(WebhookEndpoint), json=body, safe=True)
+
+
+def delete_webhook_endpoint(webhook_id: str) -> Call[None]:
+    """``DELETE /webhooks/{id}`` (a repeat would answer 404: not retried blindly)."""
+    return Call("DELETE", f"{WEBHOOKS}/{segment(webhook_id)}", _none)
+
+
+def rotate_webhook_secret(
+    webhook_id: str, *, grace_seconds: int | None = None
+) -> Call[WebhookEndpointWithSecret]:
+    """``POST /webhooks/{id}/rotate-secret``: not repeatable (each call makes a new secret)."""
+    from writgate.webhooks.models import WebhookEndpointWithSecret
+
+    body = {"graceSeconds": grace_seconds} if grace_seconds is not None else None
+    path = f"{WEBHOOKS}/{segment(webhook_id)}/rotate-secret"
+    return Call("POST", path, _model(WebhookEndpointWithSecret), json=body)
+
+
+def test_webhook_endpoint(webhook_id: str) -> Call[WebhookDelivery]:
+    """``POST /webhooks/{id}/test``: sends one ``webhook.test`` message now."""
+    from writgate.webhooks.models import WebhookDelivery
+
+    path = f"{WEBHOOKS}/{segment(webhook_id)}/test"
+    return Call("POST", path, _model(WebhookDelivery))
+
+
+def list_webhook_deliveries(
+    webhook_id: str,
+    *,
+    status: Literal["pending", "succeeded", "failed"] | None = None,
+    cursor: str | None = None,
+    limit: int | None = None,
+) -> Call[WebhookDeliveryList]:
+    """``GET /webhooks/{id}/deliveries``."""
+    from writgate.webhooks.models import WebhookDeliveryList
+
+    params: Params = []
+    _add(params, "status", status)
+    _add(params, "cursor", cursor)
+    _add(params, "limit", limit)
+    path = f"{WEBHOOKS}/{segment(webhook_id)}/deliveries"
+    return Call("GET", path, _model(WebhookDeliveryList), params=params, safe=True)
+
+
+def get_webhook_delivery(webhook_id: str, delivery_id: str) -> Call[WebhookDelivery]:
+    """``GET /webhooks/{id}/deliveries/{delivery_id}``: with its attempt log."""
+    from writgate.webhooks.models import WebhookDelivery
+
+    path = f"{WEBHOOKS}/{segment(webhook_id)}/deliveries/{segment(delivery_id)}"
+    return Call("GET", path, _model(WebhookDelivery), safe=True)
+
+
+def redeliver_webhook(webhook_id: str, delivery_id: str) -> Call[WebhookDelivery]:
+    """``POST /webhooks/{id}/deliveries/{delivery_id}/redeliver``: sends it again."""
+    from writgate.webhooks.models import WebhookDelivery
+
+    path = f"{WEBHOOKS}/{segment(webhook_id)}/deliveries/{segment(delivery_id)}/redeliver"
+    return Call("POST", path, _model(WebhookDelivery))
 
 
 def openapi() -> Call[dict[str, Any]]:
