@@ -21,11 +21,11 @@ import anyio
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from bench_passport import _GIT_ENV, make_change  # noqa: E402
+from bench_passport import _GIT_ENV, make_change
 
-import judge  # noqa: E402
-import passport  # noqa: E402
-import policies  # noqa: E402
+import judge
+import passport
+import policies
 
 SAMPLES = 5
 POLICY = policies.parse_policy(
@@ -61,12 +61,28 @@ def _ms(start: float) -> float:
 def run() -> list[dict[str, Any]]:
     with tempfile.TemporaryDirectory() as tmp:
         repo = make_change(Path(tmp))
-        base = subprocess.run(
-            ["git", "rev-parse", "HEAD~"], cwd=repo, env=_GIT_ENV, capture_output=True, check=True
-        ).stdout.decode().strip()
-        head = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=repo, env=_GIT_ENV, capture_output=True, check=True
-        ).stdout.decode().strip()
+        base = (
+            subprocess.run(
+                ["git", "rev-parse", "HEAD~"],
+                cwd=repo,
+                env=_GIT_ENV,
+                capture_output=True,
+                check=True,
+            )
+            .stdout.decode()
+            .strip()
+        )
+        head = (
+            subprocess.run(
+                ["git", "rev-parse", "HEAD"],
+                cwd=repo,
+                env=_GIT_ENV,
+                capture_output=True,
+                check=True,
+            )
+            .stdout.decode()
+            .strip()
+        )
         diff = ["git", *passport.diff_command(base, head)]
         assert anyio.run(_judge, repo, base, head, WITHOUT_RUFF) == "allow"  # warm-up
         full: list[float] = []
@@ -81,9 +97,7 @@ def run() -> list[dict[str, Any]]:
             anyio.run(_judge, repo, base, head, WITHOUT_RUFF)
             full.append(_ms(start))
             start = time.perf_counter()
-            anyio.run(
-                lambda: judge.review_change(repo, base, head, reviewers=WITHOUT_RUFF)
-            )
+            anyio.run(lambda: judge.review_change(repo, base, head, reviewers=WITHOUT_RUFF))
             review_only.append(_ms(start))
             start = time.perf_counter()
             anyio.run(_judge, repo, base, head, list(judge.DEFAULT_REVIEWERS))
