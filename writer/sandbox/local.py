@@ -85,6 +85,7 @@ class LocalProvider:
         self._sandboxes: dict[str, LocalSandbox] = {}
         self._by_idempotency_key: dict[str, str] = {}
         self._creating: dict[str, asyncio.Lock] = {}
+        self._pruned = False
 
     async def create(self, spec: SandboxSpec) -> LocalSandbox:
         """A new sandbox with ``spec.ref`` of ``spec.repository_url`` checked out.
@@ -93,6 +94,11 @@ class LocalProvider:
         sandbox while it lives.
         """
         validate_spec(spec)
+        if not self._pruned:  # once per provider: what a crashed process left behind
+            self._pruned = True
+            removed = await self.prune_orphans()
+            if removed:
+                log.info("removed %d sandbox(es) left by a stopped process", len(removed))
         key = spec.idempotency_key
         if key is None:
             return await self._create(spec)
