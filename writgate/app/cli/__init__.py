@@ -32,6 +32,7 @@ GROUPS = (
     "worker",
     "review",
     "gate",
+    "openapi",
 )
 
 
