@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import HTMLResponse
 
 from forge.local import LocalForge
+from forge.protocol import CommitStatus
 from judge.gate import MergeGate
 from writgate.errors import ConflictError, InputError
 from writgate.git import GitError, run_git
@@ -55,6 +56,16 @@ def parse_diff_lines(text: str) -> list[DiffLine]:
     return lines
 
 
+def _latest_per_context(statuses: list[CommitStatus]) -> list[tuple[CommitStatus, int]]:
+    """The newest status of each context (the list is newest first) and how many it replaced."""
+    latest: dict[str, CommitStatus] = {}
+    counts: dict[str, int] = {}
+    for status in statuses:
+        latest.setdefault(status.context, status)
+        counts[status.context] = counts.get(status.context, 0) + 1
+    return [(status, counts[context] - 1) for context, status in sorted(latest.items())]
+
+
 def _forge(request: Request, org: str) -> LocalForge:
     local: LocalForge = app_state(request).services["forge.local"]
     return local.for_org(org)
@@ -91,9 +102,11 @@ async def pull_request_page(
     forge = _forge(request, who.org)
     pr = await forge.get_pull_request(repository, number)
     diff, truncated = await _diff(forge, repository, pr)
-    decision = await _gate(request).decisions.current(
-        who.org, repository=repository, pr_number=number
+    # The newest decision for the PR, whatever its status: a stale one says why merging waits.
+    latest = await _gate(request).decisions.list(
+        who.org, repository=repository, pr_number=number, limit=1
     )
+    decision = latest[0] if latest else None
     context: dict[str, Any] = {
         "pr": pr,
         "repository": repository,
@@ -101,11 +114,13 @@ async def pull_request_page(
         "files": await forge.list_files(repository, number),
         "diff": diff,
         "diff_truncated": truncated,
-        "statuses": await forge.list_commit_statuses(repository, pr.head_sha),
+        "statuses": _latest_per_context(await forge.list_commit_statuses(repository, pr.head_sha)),
         "check_runs": await forge.list_check_runs(repository, pr.head_sha),
         "blockers": await forge.merge_blockers(repository, number),
         "decision": decision,
-        "decision_current": decision is not None and decision.head_sha == pr.head_sha,
+        "decision_current": decision is not None
+        and decision.status == "current"
+        and decision.head_sha == pr.head_sha,
         "stale_reviews": {r.id for r in pr.reviews if r.commit_sha != pr.head_sha},
     }
     return page(request, "pull_request.html", context)
