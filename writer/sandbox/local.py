@@ -134,10 +134,11 @@ class LocalProvider:
         if not self.root.is_dir():
             return removed
         for directory in sorted(self.root.iterdir()):
-            if directory.name in self._sandboxes or _owner_alive(directory / "owner"):
+            sandbox_id = directory.name.lstrip(".")
+            if sandbox_id in self._sandboxes or _owner_alive(directory / "owner"):
                 continue
-            await _remove_leftovers(directory)
-            removed.append(directory.name)
+            await _remove_leftovers(directory, sandbox_id)
+            removed.append(sandbox_id)
         return removed
 
     async def _create(self, spec: SandboxSpec) -> LocalSandbox:
@@ -204,9 +205,14 @@ class LocalSandbox:
 
     async def start(self) -> None:
         """Check the workspace out and set up limits and networking."""
+        # The directory appears with its owner already recorded, so a concurrent prune by another
+        # process never mistakes a sandbox being created for an orphan.
+        staging = self.directory.with_name(f".{self.id}")
+        staging.mkdir(parents=True)
+        (staging / "owner").write_text(_owner_stamp(os.getpid()))
+        staging.rename(self.directory)
         for name in ("tmp", "home"):
-            (self.directory / name).mkdir(parents=True, exist_ok=True)
-        (self.directory / "owner").write_text(_owner_stamp(os.getpid()))
+            (self.directory / name).mkdir()
         os.chmod(self.directory / "tmp", 0o1777)
         await asyncio.to_thread(
             populate_etc, self.directory / "etc", resolv_conf=self.spec.network.mode == "open"
@@ -658,9 +664,8 @@ def _owner_alive(owner: Path) -> bool:
     return _process_start(int(pid_text)) == start
 
 
-async def _remove_leftovers(directory: Path) -> None:
+async def _remove_leftovers(directory: Path, sandbox_id: str) -> None:
     """Everything a crashed process left of one sandbox: processes, cgroup, socket, mirror ref."""
-    sandbox_id = directory.name
     cgroup = Cgroup.existing(f"writgate-{sandbox_id}")
     if cgroup is not None:
         await asyncio.to_thread(cgroup.kill_all)
