@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 from .change import Change, ChangedFile, load_change
-from .errors import JudgeError, MergeRefused, ReviewConfigError, ReviewerError, RevisionNotFound
+from .errors import (
+    JudgeError,
+    MergeRefused,
+    ReviewConfigError,
+    ReviewerError,
+    ReviewerSkipped,
+    RevisionNotFound,
+)
 from .export import to_rdjson, to_rdjsonl, to_sarif
 from .findings import Finding, fingerprint
 from .gate import MergeGate, Verdict, decide, decision_url, public_url_from_env
@@ -40,6 +47,7 @@ __all__ = [  # noqa: RUF022 (plain sorted order, checked by a test)
     "Reviewer",
     "ReviewerError",
     "ReviewerOutcome",
+    "ReviewerSkipped",
     "RevisionNotFound",
     "Verdict",
     "checkout_pull_request",

@@ -4,7 +4,8 @@
 
     WritgateError
     ├── JudgeError                  root of this package
-    │   └── ReviewerError           a reviewer could not run (tool missing, bad output, timeout)
+    │   └── ReviewerError           a reviewer could not run (bad output, timeout, crash)
+    │       └── ReviewerSkipped     an optional tool is not installed: skipped, not failed
     ├── InputError
     │   ├── ReviewConfigError       a reviewer name or option is invalid
     │   └── RevisionNotFound        the repository or a revision of the change does not exist
@@ -21,6 +22,7 @@ __all__ = [
     "MergeRefused",
     "ReviewConfigError",
     "ReviewerError",
+    "ReviewerSkipped",
     "RevisionNotFound",
 ]
 
@@ -35,6 +37,12 @@ class ReviewerError(JudgeError):
     """A reviewer could not run."""
 
     code = "reviewer_failed"
+
+
+class ReviewerSkipped(ReviewerError):
+    """A reviewer's optional tool is not available."""
+
+    code = "reviewer_skipped"
 
 
 class ReviewConfigError(InputError):

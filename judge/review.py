@@ -20,7 +20,7 @@ import yaml
 from writgate.errors import WritgateError
 
 from .change import Change, load_change
-from .errors import ReviewConfigError
+from .errors import ReviewConfigError, ReviewerSkipped
 from .findings import SEVERITIES, Finding, count_by_severity, disambiguate
 from .reviewers import Reviewer, resolve_reviewers
 from .reviewers.secrets import redact, secret_values
@@ -41,7 +41,7 @@ class ReviewerOutcome:
     """How one reviewer went."""
 
     name: str
-    status: str  # "succeeded" | "failed"
+    status: str  # "succeeded" | "failed" | "skipped"
     findings: int
     duration_seconds: float
     error: str | None = None
@@ -119,6 +119,9 @@ async def run_reviewers(change: Change, reviewers: Sequence[Reviewer]) -> Review
         started = time.perf_counter()
         try:
             found = list(await reviewer.review(change))
+        except ReviewerSkipped as exc:
+            results[index] = _skipped(reviewer.name, str(exc), started)
+            return
         except WritgateError as exc:
             results[index] = _failure(reviewer.name, str(exc), started)
             return
@@ -169,6 +172,18 @@ def _redacted(
         )
         for finding in findings
     ]
+
+
+def _skipped(name: str, message: str, started: float) -> tuple[list[Finding], ReviewerOutcome]:
+    finding = Finding.create(
+        reviewer=name,
+        rule="reviewer-skipped",
+        severity="info",
+        message=f"The {name} reviewer was skipped: {message}",
+        snippet="reviewer-skipped",
+    )
+    outcome = ReviewerOutcome(name, "skipped", 1, time.perf_counter() - started, message)
+    return [finding], outcome
 
 
 def _failure(name: str, message: str, started: float) -> tuple[list[Finding], ReviewerOutcome]:

@@ -20,9 +20,9 @@ from typing import Any
 import anyio
 
 from ..change import Change
-from ..errors import ReviewConfigError, ReviewerError
+from ..errors import ReviewConfigError, ReviewerError, ReviewerSkipped
 from ..findings import Finding, Severity
-from .base import Options, check_known, option_int, option_str_list, suffix
+from .base import Options, check_known, option_bool, option_int, option_str_list, suffix
 
 __all__ = [
     "CommandReviewer",
@@ -319,7 +319,7 @@ class RuffReviewer:
             raise ReviewConfigError(
                 f"must be one of {', '.join(_FILTERS)}", field="reviewers.ruff.filter"
             )
-        self.required = bool(options.get("required", False))
+        self.required = option_bool(options, self.name, "required", False)
 
     async def review(self, change: Change) -> list[Finding]:
         paths = [
@@ -331,7 +331,9 @@ class RuffReviewer:
             return []
         executable = self.executable or find_ruff()
         if executable is None:
-            raise ReviewerError("ruff is not installed (pip install ruff)")
+            message = "ruff is not installed (pip install ruff)"
+            # Only a reviewer the configuration requires fails the review closed.
+            raise ReviewerError(message) if self.required else ReviewerSkipped(message)
         configs = {
             str(Path(parent, name).as_posix()).removeprefix("./")
             for path in paths

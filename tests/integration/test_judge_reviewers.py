@@ -563,3 +563,20 @@ def test_renames_and_binary_counts_match_git_numstat(tmp_path: Path) -> None:
     }  # fmt: skip
     assert files["img.bin"]["binary"] is True and files["img.bin"]["additions"] == 0
     assert change.file("new/name.py").added_lines == {21: "extra"}  # type: ignore[union-attr]
+
+
+def test_ruff_not_installed_is_skipped_unless_required(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("judge.reviewers.external.find_ruff", lambda: None)
+    repo, base, head = make_repo(tmp_path, {}, {"lib.py": "import os\n"})
+    optional = anyio.run(lambda: review_change(repo, base, head, reviewers=["ruff"]))
+    assert [(f.rule, f.severity) for f in optional.findings] == [("reviewer-skipped", "info")]
+    assert optional.reviewers[0].status == "skipped" and optional.failed == []
+    required = anyio.run(
+        lambda: review_change(
+            repo, base, head, reviewers=["ruff"], config={"ruff": {"required": True}}
+        )
+    )
+    assert [(f.rule, f.severity) for f in required.findings] == [("reviewer-failed", "error")]
+    assert "ruff is not installed" in required.findings[0].message
