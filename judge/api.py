@@ -114,7 +114,14 @@ async def create_review_run(body: CreateReviewRun, org: Org, gate: Gate, reviews
             refs=[body.base, body.head],
         )  # fmt: skip
         base, head, base_ref, head_ref = body.base, body.head, None, None
-    result = await review_change(path, base, head, reviewers=body.reviewers, config=body.config)
+    result = await review_change(
+        path,
+        base,
+        head,
+        reviewers=body.reviewers,
+        config=body.config,
+        allow_programs=gate.allow_program_reviewers,
+    )
     run = await reviews.save(
         org,
         result,

@@ -42,11 +42,18 @@ __all__ = [
     "decide",
     "decision_url",
     "pr_state_of",
+    "program_reviewers_from_env",
     "public_url_from_env",
 ]
 
 DEFAULT_PUBLIC_URL = "http://127.0.0.1:8080"
 _HEAD_RULE = "passport-matches-head"
+
+
+def program_reviewers_from_env(environ: Mapping[str, str] | None = None) -> bool:
+    """``WRITGATE_ALLOW_PROGRAM_REVIEWERS=1``: the server may run command/agent reviewers."""
+    env = os.environ if environ is None else environ
+    return env.get("WRITGATE_ALLOW_PROGRAM_REVIEWERS", "").strip().lower() in ("1", "true", "yes")
 
 
 def public_url_from_env(environ: Mapping[str, str] | None = None) -> str:
@@ -141,9 +148,13 @@ class MergeGate:
         forge: Forge | None = None,
         public_url: str | None = None,
         home: Path | None = None,
+        allow_program_reviewers: bool = False,
     ):
         from passport import PassportStore
 
+        # Reviews the gate runs itself (PRs judged over the API) configure reviewers from
+        # requests and from the repositories' own .writgate.yml: programs stay off by default.
+        self.allow_program_reviewers = allow_program_reviewers
         self.home = Path(home) if home is not None else Path(".writgate").absolute()
         self.engine = engine
         self.ledger = ledger or Ledger(engine=engine)

@@ -103,7 +103,12 @@ async def judge_pull_request(
     forge = gate.forge_for(org_id)
     pr, path, base = await checkout_pull_request(forge, repository, number, home=home)
     result: ReviewResult = await review_change(
-        path, base, pr.head_sha, reviewers=reviewers, config=config
+        path,
+        base,
+        pr.head_sha,
+        reviewers=reviewers,
+        config=config,
+        allow_programs=gate.allow_program_reviewers,
     )
     run = await ReviewStore(engine=gate.engine, ledger=gate.ledger).save(
         org_id,

@@ -256,14 +256,18 @@ async def review_change(
     *,
     reviewers: Sequence[str] | None = None,
     config: Mapping[str, Any] | None = None,
+    allow_programs: bool = True,
 ) -> ReviewResult:
     """Review ``base..head`` of the repository at ``repo``.
 
     ``reviewers`` selects reviewers by name; ``config`` maps names to their options. When both are
     ``None`` the repository's ``.writgate.yml`` (at base) decides, else every default built-in.
+    ``allow_programs=False`` refuses reviewers that run programs named by the configuration
+    (``command``, ``agent``, dotted paths): a server judging tenants' repositories passes it.
     """
     change = await load_change(repo, base, head)
     if reviewers is None and config is None:
         repository_config = await load_repository_config(change)
         reviewers, config = repository_config["names"], repository_config["options"]
-    return await run_reviewers(change, resolve_reviewers(reviewers, config))
+    selected = resolve_reviewers(reviewers, config, allow_programs=allow_programs)
+    return await run_reviewers(change, selected)

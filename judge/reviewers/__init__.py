@@ -29,6 +29,7 @@ from .tampering import TestTamperingReviewer
 __all__ = [
     "BUILTIN_REVIEWERS",
     "DEFAULT_REVIEWERS",
+    "PROGRAM_REVIEWERS",
     "AgentDriver",
     "AgentReviewer",
     "CommandDriver",
@@ -55,6 +56,7 @@ BUILTIN_REVIEWERS: dict[str, ReviewerFactory] = {
     "command": CommandReviewer,
     "agent": AgentReviewer,
 }
+PROGRAM_REVIEWERS = frozenset({"command", "agent"})
 DEFAULT_REVIEWERS: tuple[str, ...] = (
     "secrets",
     "sensitive-paths",
@@ -73,13 +75,28 @@ def register_reviewer(name: str, factory: ReviewerFactory) -> None:
     BUILTIN_REVIEWERS[name] = factory
 
 
-def create_reviewer(name: str, options: Options | None = None) -> Reviewer:
-    """The reviewer ``name`` configured with ``options``."""
+def create_reviewer(
+    name: str, options: Options | None = None, *, allow_programs: bool = True
+) -> Reviewer:
+    """The reviewer ``name`` configured with ``options``.
+
+    With ``allow_programs=False`` (a server reviewing on behalf of API callers), reviewers that
+    run a program or load code the configuration names — ``command``, ``agent``, a dotted-path
+    factory, ruff with its own ``executable`` — are refused.
+    """
     options = dict(options or {})
     kind = options.pop("uses", None)
     if kind is not None and not isinstance(kind, str):
         raise ReviewConfigError("must be a reviewer kind", field=f"reviewers.{name}.uses")
     kind = kind or name
+    if not allow_programs and (
+        kind in PROGRAM_REVIEWERS or ":" in kind or (kind == "ruff" and "executable" in options)
+    ):
+        raise ReviewConfigError(
+            f"the {kind!r} reviewer runs a program the configuration names; it is disabled here "
+            "(the server allows it with WRITGATE_ALLOW_PROGRAM_REVIEWERS=1)",
+            field=f"reviewers.{name}",
+        )
     if kind in BUILTIN_REVIEWERS:
         if kind in ("command", "agent") and name != kind:
             options.setdefault("name", name)
@@ -108,7 +125,10 @@ def create_reviewer(name: str, options: Options | None = None) -> Reviewer:
 
 
 def resolve_reviewers(
-    names: Sequence[str] | None = None, config: Mapping[str, Any] | None = None
+    names: Sequence[str] | None = None,
+    config: Mapping[str, Any] | None = None,
+    *,
+    allow_programs: bool = True,
 ) -> list[Reviewer]:
     """The reviewers to run.
 
@@ -132,4 +152,6 @@ def resolve_reviewers(
                 )
             if name.strip() not in selected:
                 selected.append(name.strip())
-    return [create_reviewer(name, config.get(name)) for name in selected]
+    return [
+        create_reviewer(name, config.get(name), allow_programs=allow_programs) for name in selected
+    ]

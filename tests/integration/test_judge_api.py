@@ -187,6 +187,28 @@ def test_evaluate_a_passport_body_and_errors(
     assert both.status_code == 422 and both.json()["field"] == "base"
     missing = client.get("/api/v1/merge-gate/decisions/gd_nope")
     assert missing.status_code == 404 and missing.json()["code"] == "gate_decision_not_found"
+    # API callers never get the server to run a program of their choosing.
+    program = client.post(
+        "/api/v1/review-runs",
+        json={"repository": REPO, "pullRequest": 1, "reviewers": ["x"],
+              "config": {"x": {"uses": "command", "argv": ["touch", str(tmp_path / "pwned")]}}},
+    )  # fmt: skip
+    assert program.status_code == 422 and program.json()["field"] == "reviewers.x"
+    assert "WRITGATE_ALLOW_PROGRAM_REVIEWERS" in program.json()["title"]
+    for options in ({"uses": "agent", "argv": ["true"]}, {"uses": "os:system"}):
+        refused = client.post(
+            "/api/v1/merge-gate/evaluate",
+            json={"policy": POLICY, "repository": REPO, "pullRequest": 1,
+                  "reviewers": ["x"], "config": {"x": options}},
+        )  # fmt: skip
+        assert refused.status_code == 422, refused.text
+    ruff_elsewhere = client.post(
+        "/api/v1/review-runs",
+        json={"repository": REPO, "pullRequest": 1, "reviewers": ["ruff"],
+              "config": {"ruff": {"executable": "/bin/sh"}}},
+    )  # fmt: skip
+    assert ruff_elsewhere.status_code == 422
+    assert not (tmp_path / "pwned").exists()
     no_repo = client.post("/api/v1/review-runs", json={"repository": "acme/none", "pullRequest": 1})
     assert no_repo.status_code == 404
 

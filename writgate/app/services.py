@@ -12,7 +12,7 @@ from forge.github import GitHubForge
 from forge.local import LocalForge
 from forge.protocol import Forge
 from forge.webhooks import TriggerStore, WebhookSettings
-from judge.gate import MergeGate, public_url_from_env
+from judge.gate import MergeGate, program_reviewers_from_env, public_url_from_env
 from judge.store import ReviewStore
 from judge.watch import GateWatcher
 from pipelines.service import PipelineService
@@ -100,6 +100,7 @@ def build_services(state: AppState) -> None:
         forge=state.services["forge.local"],
         public_url=public_url_from_env(),
         home=state.settings.home,
+        allow_program_reviewers=program_reviewers_from_env(),
     )
     state.services["judge.gate"] = gate
     watcher = GateWatcher(gate)
