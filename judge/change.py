@@ -216,7 +216,7 @@ class Change:
                 buffer.write(data)
                 buffer.seek(0)
                 with tarfile.open(fileobj=buffer) as archive:
-                    archive.extractall(destination, filter="data")
+                    archive.extractall(destination, filter=_safe_member)
 
         await anyio.to_thread.run_sync(extract)
         return destination
@@ -226,6 +226,15 @@ class Change:
 
     def __len__(self) -> int:
         return len(self.files)
+
+
+def _safe_member(member: tarfile.TarInfo, path: str) -> tarfile.TarInfo | None:
+    """tarfile's ``data`` filter, skipping (not failing on) members it refuses, such as a
+    symlink that points outside the tree."""
+    try:
+        return tarfile.data_filter(member, path)
+    except tarfile.FilterError:
+        return None
 
 
 def _batch_objects(output: bytes) -> Iterator[bytes | None]:

@@ -26,6 +26,7 @@ from ..change import Change
 from ..errors import ReviewConfigError, ReviewerError
 from ..findings import Finding, Severity
 from .base import Options, check_known, option_int
+from .secrets import redact, secret_values
 
 __all__ = [
     "DEFAULT_PROMPT",
@@ -238,7 +239,8 @@ class AgentReviewer:
         return CommandDriver(argv, timeout=timeout, env={str(k): str(v) for k, v in env.items()})
 
     def render(self, change: Change) -> str:
-        """The prompt for ``change``."""
+        """The prompt for ``change``; secret values found in it are redacted first."""
+        secrets = secret_values(change)
         context: dict[str, Any] = {
             "repository": self.repository,
             "base": change.base,
@@ -246,8 +248,14 @@ class AgentReviewer:
             "base_ref": change.base_ref,
             "head_ref": change.head_ref,
             "totals": change.totals,
-            "files": [{**f.to_json(), "added_lines": dict(f.added_lines)} for f in change],
-            "diff": change.diff_text,
+            "files": [
+                {
+                    **f.to_json(),
+                    "added_lines": {n: redact(t, secrets) for n, t in f.added_lines.items()},
+                }
+                for f in change
+            ],
+            "diff": redact(change.diff_text, secrets),
             "max_diff_lines": self.max_diff_lines,
         }
         try:

@@ -580,3 +580,30 @@ def test_ruff_not_installed_is_skipped_unless_required(
     )
     assert [(f.rule, f.severity) for f in required.findings] == [("reviewer-failed", "error")]
     assert "ruff is not installed" in required.findings[0].message
+
+
+def test_agent_prompt_never_carries_a_secret(tmp_path: Path) -> None:
+    change = change_of(tmp_path, {}, {"a.py": f"KEY = '{GITHUB_TOKEN}'\nx = 1\n"})
+    driver = _StaticDriver('{"findings": []}')
+    anyio.run(judge.reviewers.AgentReviewer({}, driver=driver).review, change)
+    assert GITHUB_TOKEN not in driver.prompts[0]
+    assert "KEY = '<redacted>'" in driver.prompts[0]
+
+
+def test_command_reviewer_skips_symlinks_leaving_the_tree(tmp_path: Path) -> None:
+    from tests.conftest import git
+
+    repo, base, _head = make_repo(tmp_path, {}, {"a.py": "x\n"})
+    (repo / "escape").symlink_to("/etc/hostname")
+    (repo / "inside").symlink_to("a.py")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "links")
+    tool = (
+        "import json, os\n"
+        'state = f\'escape={os.path.lexists("escape")} inside={os.path.islink("inside")}\'\n'
+        "print(json.dumps({'diagnostics': [{'message': state, 'location': {'path': 'a.py'}}]}))\n"
+    )
+    config = {"ls": {"uses": "command", "argv": [sys.executable, "-c", tool], "filter": "nofilter"}}
+    result = anyio.run(lambda: review_change(repo, base, "HEAD", reviewers=["ls"], config=config))
+    assert result.failed == [], result.reviewers
+    assert [f.message for f in result.findings] == ["escape=False inside=True"]
