@@ -185,3 +185,37 @@ def test_templates_escape_everything() -> None:
     assert env.autoescape is True
     rendered = env.from_string("{{ value }}").render(value="<script>x</script>")
     assert rendered == "&lt;script&gt;x&lt;/script&gt;"
+
+
+def test_passport_signatures_are_checked_against_the_trusted_keys(tmp_path: Path) -> None:
+    from passport import StoredPassport, generate_signing_key, passport_id, sign_statement
+    from tests.unit.passport_samples import sample_statement
+    from writgate.app.dashboard.gate import trusted_keys, verification_of
+
+    statement = sample_statement()
+    signer, stranger = generate_signing_key(), generate_signing_key("p256")
+    (tmp_path / "signer.pem").write_bytes(signer.to_pem())
+    (tmp_path / "stranger.pub").write_bytes(stranger.public_key.to_pem())
+
+    def stored(envelope: dict[str, object] | None) -> StoredPassport:
+        return StoredPassport(
+            id="pp_1", passport_id=passport_id(statement), repository="acme/app",
+            head_sha="1" * 40, created_at=datetime.now(UTC), statement=statement,
+            envelope=envelope,
+        )  # fmt: skip
+
+    envelope = sign_statement(statement, signer)
+    assert trusted_keys({}) == []
+    own = trusted_keys({"WRITGATE_SIGNING_KEY": str(tmp_path / "signer.pem")})
+    other = trusted_keys(
+        {"WRITGATE_TRUST_KEYS": f"{tmp_path / 'stranger.pub'}:{tmp_path / 'missing.pem'}"}
+    )
+    assert len(own) == 1 and len(other) == 1
+    assert verification_of(stored(None), own).label == "unsigned"
+    verified = verification_of(stored(envelope), own)
+    assert verified.verified is True and verified.keyids == (signer.keyid,)
+    assert verification_of(stored(envelope), []).verified is None
+    refused = verification_of(stored(envelope), other)
+    assert refused.verified is False and "INVALID" in refused.label
+    tampered = dict(envelope, signatures=[{"keyid": signer.keyid, "sig": "AAAA"}])
+    assert verification_of(stored(tampered), own).verified is False

@@ -131,7 +131,9 @@ def _nonce(request: Request) -> tuple[str, bool]:
 
 
 def _secure(request: Request) -> bool:
-    return request.url.scheme == "https"
+    # Behind a TLS-terminating proxy the request arrives as http: trust the public URL too.
+    public: str = getattr(app_state(request).services.get("judge.gate"), "public_url", "")
+    return request.url.scheme == "https" or public.startswith("https://")
 
 
 def set_cookie(request: Request, response: Response, name: str, value: str, max_age: int) -> None:
