@@ -418,6 +418,7 @@ async def test_an_expired_lease_hands_the_delivery_over(
     assert await store.finish_attempt(second[0], ok, retry_at=None, **policy)
     delivery = await store.get_delivery("acme", first[0].id)
     assert delivery.status == "succeeded" and len(delivery.attempt_log) == 2
+    assert [a.number for a in delivery.attempt_log] == [1, 2] and delivery.attempts == 2
 
 
 async def test_test_delivery_and_deleting_an_endpoint(
@@ -457,3 +458,33 @@ async def test_a_refused_destination_is_a_failed_attempt(
     delivery = await store.get_delivery("acme", items[0].id)
     assert delivery.status == "pending" and delivery.attempts == 1
     assert delivery.last_error is not None and "loopback" in delivery.last_error
+
+
+async def test_retry_after_stretches_the_next_attempt(
+    database: Database, store: WebhookStore
+) -> None:
+    with webhook_receiver(lambda _r: (429, b"slow down", 0.0, {"Retry-After": "3"})) as receiver:
+        endpoint, _ = await store.create("acme", url=receiver.url, event_types=["*"])
+        await emit(database, "acme", "run_1", "run.queued")
+        assert await fast_deliverer(store).run_once() == 1
+    items, _ = await store.list_deliveries("acme", endpoint.id)
+    delivery = await store.get_delivery("acme", items[0].id)
+    assert delivery.status == "pending" and delivery.next_attempt_at is not None
+    waited = (delivery.next_attempt_at - delivery.attempt_log[0].at).total_seconds()
+    assert 2.9 <= waited <= 4.0  # Retry-After: 3 beats the 50 ms schedule
+
+
+async def test_settled_deliveries_are_pruned_after_the_retention(
+    database: Database, store: WebhookStore
+) -> None:
+    with webhook_receiver() as receiver:
+        endpoint, _ = await store.create("acme", url=receiver.url, event_types=["*"])
+        await emit(database, "acme", "run_1", "run.queued")
+        await emit(database, "acme", "run_2", "run.queued")
+        assert await fast_deliverer(store).run_once() == 2
+    await store.create("acme", url="http://127.0.0.1:9/", event_types=["*"])
+    await emit(database, "acme", "run_3", "run.queued")  # pending for the second endpoint
+    assert await store.prune(finished_before=datetime.now(UTC) - timedelta(hours=1)) == 0
+    assert await store.prune(finished_before=datetime.now(UTC) + timedelta(seconds=1)) == 2
+    items, _ = await store.list_deliveries("acme", endpoint.id)
+    assert [d.subject_id for d in items] == ["run_3"] and items[0].status == "pending"

@@ -21,7 +21,8 @@ class Received:
     status: int
 
 
-Responder = Callable[[Received], "tuple[int, bytes] | tuple[int, bytes, float]"]
+# An answer: (status, body), (status, body, delay seconds) or (status, body, delay, headers).
+Responder = Callable[[Received], "tuple[Any, ...]"]
 
 
 def always_ok(_request: Received) -> tuple[int, bytes]:
@@ -88,6 +89,8 @@ def webhook_receiver(respond: Responder = always_ok, *, port: int = 0) -> Iterat
                 self.send_response(status)
                 self.send_header("content-type", "text/plain")
                 self.send_header("content-length", str(len(payload)))
+                for name, value in (answer[3] if len(answer) > 3 else {}).items():
+                    self.send_header(name, value)
                 self.end_headers()
                 self.wfile.write(payload)
             except OSError:

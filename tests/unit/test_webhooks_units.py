@@ -253,3 +253,15 @@ async def test_unresolvable_host_is_a_clear_error() -> None:
     with pytest.raises(DestinationError, match="does not resolve") as caught:
         await resolve("https://no-such-host.invalid/x", allow_private=False)
     assert caught.value.field == "/url"
+
+
+def test_retry_after_header_values() -> None:
+    from email.utils import format_datetime
+
+    from writgate.webhooks.delivery import _retry_after
+
+    assert _retry_after("120") == 120.0
+    assert _retry_after(None) is None and _retry_after("soon") is None
+    later = format_datetime(datetime.now(UTC) + timedelta(seconds=90), usegmt=True)
+    value = _retry_after(later)
+    assert value is not None and 85 <= value <= 91

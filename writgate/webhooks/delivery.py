@@ -19,6 +19,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 import anyio
@@ -41,6 +42,7 @@ __all__ = [
 log = logging.getLogger("writgate.webhooks")
 
 USER_AGENT = "writgate-webhooks/0.1"
+MAX_RETRY_AFTER = 3600.0  # a receiver's Retry-After stretches a retry by at most an hour
 # Seconds to wait after the 1st, 2nd, … failed attempt: about 26 hours in all (without jitter).
 DEFAULT_RETRY_DELAYS: tuple[float, ...] = (
     5,
@@ -54,6 +56,7 @@ DEFAULT_RETRY_DELAYS: tuple[float, ...] = (
     28800,
     36000,
 )
+DEFAULT_RETENTION = timedelta(days=30)  # settled deliveries and their attempts are kept this long
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
 
@@ -124,6 +127,8 @@ class Deliverer:
         logged_response_bytes: int = 2048,
         allow_private: Callable[[], bool] = allow_private_from_env,
         transport: httpx.AsyncBaseTransport | None = None,
+        retention: timedelta | None = DEFAULT_RETENTION,
+        prune_interval: float = 3600.0,
     ):
         if lease_seconds <= timeout + connect_timeout:
             raise ConfigError("the delivery lease must outlast the request timeout")
@@ -139,6 +144,9 @@ class Deliverer:
         self.logged_response_bytes = logged_response_bytes
         self.allow_private = allow_private
         self.transport = transport
+        self.retention = retention
+        self.prune_interval = prune_interval
+        self._next_prune = 0.0
         self.attempts_made = 0
         self._in_flight = 0
         self._wake: asyncio.Event | None = None
@@ -183,6 +191,10 @@ class Deliverer:
                 if failing_for
                 else default.failing_for,
             )
+        retention = env.get("WRITGATE_WEBHOOKS_RETENTION")
+        if retention:
+            seconds = parse_duration(retention, name="WRITGATE_WEBHOOKS_RETENTION")
+            options["retention"] = timedelta(seconds=seconds) if seconds > 0 else None
         options.update(overrides)
         return cls(store=store, **options)
 
@@ -235,6 +247,7 @@ class Deliverer:
         async with self._client() as client, anyio.create_task_group() as tg:
             task_status.started()
             while True:
+                await self._prune_when_due()
                 free = self.concurrency - self._in_flight
                 claims: list[Claim] = []
                 if free > 0:
@@ -248,6 +261,19 @@ class Deliverer:
                     self._in_flight += 1
                     tg.start_soon(self._deliver, client, claim)
                 await self._sleep()  # a finished delivery, a new one or the poll interval wakes it
+
+    async def _prune_when_due(self) -> None:
+        """Drop settled deliveries older than ``retention`` (in batches, once an interval)."""
+        if self.retention is None or time.monotonic() < self._next_prune:
+            return
+        self._next_prune = time.monotonic() + self.prune_interval
+        try:
+            pruned = await self.store.prune(finished_before=datetime.now(UTC) - self.retention)
+        except Exception as exc:  # retention is housekeeping: never stop deliveries for it
+            log.warning("pruning old webhook deliveries failed: %s", _first_line(exc))
+            return
+        if pruned >= 1000:
+            self._next_prune = 0.0  # more to do: continue on the next round
 
     async def run_once(self) -> int:
         """Claim and deliver one batch of due rows now; the number of attempts made."""
@@ -277,6 +303,8 @@ class Deliverer:
             retry_at = None
             if not result.ok and result.disable_reason is None:
                 delay = self.schedule.delay_after(claim.round_attempts + 1)
+                if delay is not None and result.retry_after is not None:
+                    delay = max(delay, min(result.retry_after, MAX_RETRY_AFTER))
                 if delay is not None:
                     retry_at = datetime.now(UTC) + timedelta(seconds=delay)
             # The receiver has answered: record it even when shutting down, or it is sent twice.
@@ -331,6 +359,7 @@ class Deliverer:
                 ) as response:
                     received = await _read_capped(response, self.max_response_bytes)
                     status = response.status_code
+                    retry_after = response.headers.get("retry-after")
         except TimeoutError:
             return _failed(f"timed out after {self.timeout + self.connect_timeout:g}s", started, at)
         except httpx.TimeoutException as exc:
@@ -349,7 +378,24 @@ class Deliverer:
             response_body=text,
             at=at,
             disable_reason="the receiver answered 410 Gone" if status == 410 else None,
+            retry_after=_retry_after(retry_after) if status in (429, 503) else None,
         )
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Seconds of a ``Retry-After`` header (delta-seconds or an HTTP date)."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
 async def _read_capped(response: httpx.Response, limit: int) -> bytes:

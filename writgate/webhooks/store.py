@@ -173,6 +173,7 @@ class AttemptResult:
     response_body: str | None
     at: datetime
     disable_reason: str | None = None  # the receiver asked to stop (HTTP 410 Gone)
+    retry_after: float | None = None  # seconds the receiver asked to wait (429/503)
 
 
 @dataclass(frozen=True)
@@ -520,6 +521,31 @@ class WebhookStore:
             trigger="test",
         )
 
+    async def prune(self, *, finished_before: datetime, limit: int = 1000) -> int:
+        """Delete up to ``limit`` settled deliveries (and their attempts) finished before then."""
+        d = webhook_deliveries
+        async with db.write(self.engine) as conn:
+            ids = (
+                (
+                    await conn.execute(
+                        select(d.c.id)
+                        .where(
+                            d.c.status.in_(("succeeded", "failed")),
+                            d.c.finished_at < finished_before,
+                        )
+                        .limit(limit)
+                    )
+                )
+                .scalars()
+                .all()
+            )
+            if ids:
+                await conn.execute(
+                    delete(webhook_attempts).where(webhook_attempts.c.delivery_id.in_(ids))
+                )
+                await conn.execute(delete(d).where(d.c.id.in_(ids)))
+        return len(ids)
+
     async def claim(
         self,
         token: str,
@@ -580,8 +606,44 @@ class WebhookStore:
         when the claim's lease was lost to another deliverer (the attempt is logged anyway).
         """
         d, e = webhook_deliveries, webhook_endpoints
-        number = claim.attempts + 1
         async with self.ledger.transaction() as conn:
+            settled: dict[str, Any] = {
+                "attempts": d.c.attempts + 1,
+                "round_attempts": d.c.round_attempts + 1,
+                "last_status_code": result.status_code,
+                "last_error": _clip(result.error),
+                "lease_token": None,
+            }
+            if result.ok:
+                settled.update(status="succeeded", finished_at=result.at)
+            elif retry_at is None or claim.trigger == "test":
+                settled.update(status="failed", finished_at=result.at)
+            else:
+                settled.update(next_attempt_at=retry_at)
+            number = (
+                await conn.execute(
+                    update(d)
+                    .where(
+                        d.c.id == claim.id, d.c.lease_token == claim.token, d.c.status == "pending"
+                    )
+                    .values(**settled)
+                    .returning(d.c.attempts)
+                )
+            ).scalar_one_or_none()
+            owned = number is not None
+            if number is None:
+                # Another deliverer holds the row now (or it was redelivered, or deleted): log
+                # the attempt, which did happen, without settling the row.
+                number = (
+                    await conn.execute(
+                        update(d)
+                        .where(d.c.id == claim.id)
+                        .values(attempts=d.c.attempts + 1)
+                        .returning(d.c.attempts)
+                    )
+                ).scalar_one_or_none()
+                if number is None:
+                    return False  # the endpoint and its deliveries were deleted meanwhile
             await conn.execute(
                 webhook_attempts.insert().values(
                     id=new_id("wha"),
@@ -598,26 +660,8 @@ class WebhookStore:
                     response_body=result.response_body,
                 )
             )
-            settled: dict[str, Any] = {
-                "attempts": d.c.attempts + 1,
-                "round_attempts": d.c.round_attempts + 1,
-                "last_status_code": result.status_code,
-                "last_error": _clip(result.error),
-                "lease_token": None,
-            }
-            if result.ok:
-                settled.update(status="succeeded", finished_at=result.at)
-            elif retry_at is None or claim.trigger == "test":
-                settled.update(status="failed", finished_at=result.at)
-            else:
-                settled.update(next_attempt_at=retry_at)
-            owned = await conn.execute(
-                update(d)
-                .where(d.c.id == claim.id, d.c.lease_token == claim.token, d.c.status == "pending")
-                .values(**settled)
-            )
             if claim.trigger == "test":
-                return owned.rowcount == 1
+                return owned
             if result.ok:
                 await conn.execute(
                     update(e)
@@ -628,7 +672,7 @@ class WebhookStore:
                 await self._count_failure(
                     conn, claim, result, threshold=failure_threshold, failing_for=failing_for
                 )
-        return owned.rowcount == 1
+        return owned
 
     async def _count_failure(
         self,
