@@ -45,6 +45,119 @@ class _Body(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
 
 
+class _Out(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class FindingOut(_Out):
+    """A finding (contract 3)."""
+
+    reviewer: str
+    rule: str
+    severity: Literal["error", "warning", "info"]
+    path: str | None
+    startLine: int | None
+    endLine: int | None
+    message: str
+    suggestion: str | None
+    fingerprint: str
+
+
+class RevisionOut(_Out):
+    """A revision of the change."""
+
+    ref: str | None
+    sha: str
+
+
+class ReviewerOutcomeOut(_Out):
+    """How one reviewer went."""
+
+    name: str
+    status: Literal["succeeded", "failed", "skipped"]
+    findings: int
+    durationSeconds: float
+    error: str | None
+
+
+class ReviewRunOut(_Out):
+    """A stored review run (``findings`` only when one run is read)."""
+
+    id: str
+    repository: str | None
+    pullRequest: int | None
+    base: RevisionOut
+    head: RevisionOut
+    status: Literal["succeeded", "failed"]
+    reviewers: list[ReviewerOutcomeOut]
+    counts: dict[str, dict[str, int]]
+    totals: dict[str, int]
+    createdAt: str
+    findings: list[FindingOut] | None = None
+
+
+class ReviewRunList(_Out):
+    """A page of review runs, newest first."""
+
+    items: list[ReviewRunOut]
+    nextCursor: str | None
+
+
+class RuleOut(_Out):
+    """One rule's result."""
+
+    name: str
+    kind: str | None
+    state: str | None
+    reasons: list[str]
+    message: str | None
+
+
+class DecisionOut(_Out):
+    """A stored merge-gate decision."""
+
+    id: str
+    decision: Literal["allow", "block", "pending"]
+    status: Literal["current", "superseded", "stale"]
+    rules: list[RuleOut]
+    reasons: list[str]
+    policyName: str
+    policyDigest: str
+    passportId: str
+    passport: str | None
+    repository: str | None
+    pullRequest: int | None
+    headSha: str | None
+    publication: dict[str, Any] | None
+    createdAt: str | None
+    updatedAt: str | None
+    reviewRun: str | None = Field(
+        default=None, description="the review run made for this decision, when the gate made one"
+    )
+
+
+class DecisionList(_Out):
+    """Decisions, newest first."""
+
+    items: list[DecisionOut]
+
+
+class RefreshOut(_Out):
+    """The new decision, or null when the PR has a new head (its decisions went stale)."""
+
+    decision: DecisionOut | None
+
+
+_EXPORTS: dict[int | str, dict[str, Any]] = {
+    **_ERRORS,
+    200: {
+        "description": "The review run (JSON), or its findings as reviewdog rdjson "
+        "(``format=rdjson``) or SARIF 2.1.0 (``format=sarif``, application/sarif+json).",
+        "content": {"application/sarif+json": {}},
+    },
+}
+
+
 class CreateReviewRun(_Body):
     """A review run over a forge repository: a pull request, or a base and a head revision."""
 
@@ -170,7 +283,7 @@ async def get_review_run(
     """A review run with its findings; ``format=rdjson|sarif`` exports the findings."""
     run = await reviews.get(org, run_id)
     if format == "rdjson":
-        return to_rdjson(run.findings)
+        return JSONResponse(to_rdjson(run.findings))
     if format == "sarif":
         return JSONResponse(
             to_sarif(
