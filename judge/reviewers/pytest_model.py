@@ -243,6 +243,22 @@ def _expression_strength(node: ast.expr) -> int:
     return WEAK
 
 
+def _checks_in(test: ast.expr) -> int:
+    """How many values one ``assert`` checks: ``(a, b) == (1, 2)`` checks two, ``a and b`` both."""
+    if isinstance(test, ast.BoolOp) and isinstance(test.op, ast.And):
+        return sum(_checks_in(value) for value in test.values)
+    if (
+        isinstance(test, ast.Compare)
+        and len(test.ops) == 1
+        and isinstance(test.ops[0], ast.Eq)
+        and isinstance(test.left, (ast.Tuple, ast.List))
+        and isinstance(test.comparators[0], (ast.Tuple, ast.List))
+        and len(test.left.elts) == len(test.comparators[0].elts)
+    ):
+        return max(len(test.left.elts), 1)
+    return 1
+
+
 def _has_compare(node: ast.AST) -> bool:
     return any(isinstance(child, ast.Compare) for child in ast.walk(node))
 
@@ -278,9 +294,10 @@ class _Collector:
             return  # nested definitions run only when called
         if isinstance(node, ast.Assert):
             strength = VACUOUS if swallowed else _expression_strength(node.test)
-            info.assertions.append(
-                AssertionInfo(strength, self._text(node), node.lineno, _subjects(node.test))
-            )
+            for _ in range(_checks_in(node.test)):
+                info.assertions.append(
+                    AssertionInfo(strength, self._text(node), node.lineno, _subjects(node.test))
+                )
             self._expressions(node.test, info, depth, seen, swallowed, record_calls=False)
             return
         if isinstance(node, ast.Try) or (hasattr(ast, "TryStar") and isinstance(node, ast.TryStar)):

@@ -51,13 +51,14 @@ _COVERAGE = re.compile(
     r"min[_-]?coverage|target)\b[\"']?\s*(?:[:=]|\s)\s*[\"']?(?P<value>\d+(?:\.\d+)?)%?"
 )
 _COVERAGE_CONTEXT = re.compile(r"(?i)cov|fail[_-]under|codecov|threshold")
-_DISABLED_STEP = (
-    (re.compile(r"^\s*-?\s*continue-on-error\s*:\s*true\b"), "continue-on-error: true"),
+# (regex on an added line, what it does, severity): a bare ``exit 0`` can be honest.
+_DISABLED_STEP: tuple[tuple[re.Pattern[str], str, Severity], ...] = (
+    (re.compile(r"^\s*-?\s*continue-on-error\s*:\s*true\b"), "continue-on-error: true", "error"),
     (re.compile(r"^\s*-?\s*if\s*:\s*(?:false|\$\{\{\s*false\s*\}\}|['\"]false['\"])\s*$"),
-     "if: false"),
-    (re.compile(r"\|\|\s*(?:true|:|exit\s+0)\b"), "|| true"),
-    (re.compile(r"^\s*allow_failure\s*:\s*true\b"), "allow_failure: true"),
-    (re.compile(r"(?:^|[;&|]\s*)exit\s+0\s*$"), "exit 0"),
+     "if: false", "error"),
+    (re.compile(r"\|\|\s*(?:true|:|exit\s+0)\b"), "|| true", "error"),
+    (re.compile(r"^\s*allow_failure\s*:\s*true\b"), "allow_failure: true", "error"),
+    (re.compile(r"(?:^|[;&|]\s*)exit\s+0\s*$"), "exit 0", "warning"),
 )  # fmt: skip
 _TEST_COMMAND = re.compile(
     r"\b(?:pytest|py\.test|tox|nox|unittest|(?:npm|yarn|pnpm|bun)\s+(?:run\s+)?test\b|go\s+test"
@@ -324,12 +325,12 @@ class TestTamperingReviewer:
             for number, line in changed.added_lines.items():
                 if _COMMENT.match(line):
                     continue
-                for regex, what in _DISABLED_STEP:
+                for regex, what, severity in _DISABLED_STEP:
                     if regex.search(line) and not any(
                         regex.search(old) for old in changed.removed_lines.values()
                     ):
                         findings.append(self._finding(
-                            "ci-step-disabled", "error", path, number,
+                            "ci-step-disabled", severity, path, number,
                             f"A CI step was made unable to fail (`{what}`).", line,
                         ))  # fmt: skip
                         break

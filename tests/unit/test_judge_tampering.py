@@ -333,6 +333,18 @@ HONEST = [
         {},
     ),
     (
+        "assertions-combined-into-one-tuple-comparison",
+        {T: BASE.replace("    result = add(1, 2)\n    assert result == 3\n", "    assert add(1, 2) == 3\n    assert add(2, 2) == 4\n")},
+        {T: BASE.replace("    result = add(1, 2)\n    assert result == 3\n", "    assert (add(1, 2), add(2, 2)) == (3, 4)\n")},
+        {},
+    ),
+    (
+        "assertions-joined-with-and",
+        {T: BASE.replace("    result = add(1, 2)\n    assert result == 3\n", "    assert add(1, 2) == 3\n    assert add(2, 2) == 4\n")},
+        {T: BASE.replace("    result = add(1, 2)\n    assert result == 3\n", "    assert add(1, 2) == 3 and add(2, 2) == 4\n")},
+        {},
+    ),
+    (
         "ci-step-renamed",
         {".github/workflows/ci.yml": "jobs:\n  test:\n    steps:\n      - run: pytest -q\n"},
         {".github/workflows/ci.yml": "jobs:\n  test:\n    steps:\n      - name: unit tests\n        run: pytest -q\n"},
