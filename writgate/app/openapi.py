@@ -16,7 +16,7 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, routing
 from fastapi.dependencies.models import Dependant
 from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
@@ -24,7 +24,14 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from writgate.web import request_org
 
-__all__ = ["PROBLEM_JSON", "Problem", "ProblemFieldError", "build_openapi", "install_openapi"]
+__all__ = [
+    "PROBLEM_JSON",
+    "Problem",
+    "ProblemFieldError",
+    "api_routes",
+    "build_openapi",
+    "install_openapi",
+]
 
 PROBLEM_JSON = "application/problem+json"
 _REF = "#/components/schemas/{model}"
@@ -70,6 +77,17 @@ def _depends_on(dependant: Dependant, target: Any) -> bool:
     return any(dep.call is target or _depends_on(dep, target) for dep in dependant.dependencies)
 
 
+def api_routes(app: FastAPI) -> list[Any]:
+    """The app's API routes, flattened (each has ``path``, ``methods``, ``dependant`` and
+    ``operation_id``) — newer FastAPI keeps included routers as nested objects."""
+    iterate = getattr(routing, "iter_route_contexts", None)
+    if iterate is None:  # FastAPI before included routers were kept nested
+        return [route for route in app.routes if isinstance(route, APIRoute)]
+    return [
+        context for context in iterate(app.routes) if isinstance(context.original_route, APIRoute)
+    ]
+
+
 def _operations(document: dict[str, Any]) -> Iterator[tuple[str, str, dict[str, Any]]]:
     for path, item in document.get("paths", {}).items():
         for method, operation in item.items():
@@ -109,8 +127,8 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
     }
     authenticated = {
         (route.path, method.lower())
-        for route in app.routes
-        if isinstance(route, APIRoute) and _depends_on(route.dependant, request_org)
+        for route in api_routes(app)
+        if _depends_on(route.dependant, request_org)
         for method in route.methods or ()
     }
     seen: dict[str, str] = {}
