@@ -319,3 +319,54 @@ def test_live_stream_resumes_after_a_dropped_connection(dashboard: Dashboard) ->
         assert _sse(client, f"{path}?after=7", {}, 1) == [8]
         bad = client.get(path, headers={"Last-Event-ID": "nope"})
         assert bad.status_code == 400
+
+
+NOTES = (
+    "import pathlib, sys; p = pathlib.Path('notes.txt'); "
+    "p.write_text((p.read_text() if p.exists() else '') + sys.argv[1] + '\\n'); "
+    "print('wrote', sys.argv[1])"
+)
+
+
+def test_a_published_run_links_its_pull_request(page: Page, dashboard: Dashboard) -> None:
+    with dashboard.api() as api:
+        run = _run(api, program=NOTES, title="Write the notes", prompt="first note",
+                   publish={"mode": "draft_pr"})  # fmt: skip
+        wait_for(lambda: _lifecycle(api, run["id"]) in ("succeeded", "failed"), message="ends")
+        result = api.get(f"/api/v1/coding-agent/runs/{run['id']}").json()
+    assert result["lifecycle"] == "succeeded", result["failure"]
+    number = result["result"]["pullRequest"]["number"]
+    page.goto(f"{dashboard.url}/runs/{run['id']}")
+    expect(page.locator("[data-refresh=result]")).to_contain_text(result["result"]["branch"])
+    page.click("a.pr-link")
+    expect(page).to_have_url(f"{dashboard.url}/forge/{REPO}/pulls/{number}")
+    expect(page.locator(".head-badges .badge.draft")).to_have_text("draft")
+    expect(page.locator("table.files tbody tr")).to_contain_text(["notes.txt"])
+    expect(page.locator("pre.diff .d-add")).to_contain_text(["+first note"])
+    page.click(".gate form[action$='/merge'] button")
+    expect(page.locator("p.flash.error")).to_contain_text("no merge-gate decision")
+
+
+def test_a_follow_up_on_a_finished_run_starts_a_chained_run(
+    page: Page, dashboard: Dashboard
+) -> None:
+    with dashboard.api() as api:
+        run = _run(api, program=NOTES, title="Write the notes", prompt="first note")
+        wait_for(lambda: _lifecycle(api, run["id"]) == "succeeded", message="succeeds")
+    # The session is not warm any more: a follow-up from the page starts a chained run.
+    page.goto(f"{dashboard.url}/runs/{run['id']}")
+    expect(page.locator("form.follow-up input[name=fallback]")).to_have_value("chain")
+    page.fill("#follow-up-text", "second note")
+    page.click("form.follow-up button[type=submit]")
+    expect(page.locator("p.flash.ok")).to_contain_text("this chained run took the follow-up")
+    child_id = page.url.rsplit("/", 1)[1]
+    assert child_id.startswith("run_") and child_id != run["id"]
+    expect(page.locator("[data-refresh=chain] ol.chain li").first).to_contain_text(run["id"])
+    expect(page.locator("[data-refresh=chain] ol.chain")).to_contain_text("parent")
+    with dashboard.api() as api:
+        child = api.get(f"/api/v1/coding-agent/runs/{child_id}").json()
+    assert child["parentRunId"] == run["id"] and child["chain"] == [run["id"]]
+    page.goto(f"{dashboard.url}/runs/{run['id']}")
+    expect(page.locator("[data-refresh=chain] ul.children a")).to_have_attribute(
+        "href", f"/runs/{child_id}"
+    )
