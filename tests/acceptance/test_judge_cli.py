@@ -189,7 +189,7 @@ def test_gate_check_usage_errors_exit_2(env: dict[str, str], tmp_path: Path) -> 
     assert "--policy" in missing_policy.stderr
     policy = files(tmp_path, **{"policy.yaml": POLICY})["policy.yaml"]
     neither = writgate(env, "gate", "check", "--policy", str(policy), expect=2)
-    assert "give --repo, --base and --head, or --passport" in neither.stderr
+    assert "give --repo, --base and --head, --passport, or --pull-request" in neither.stderr
 
 
 def test_review_run_formats(env: dict[str, str], tmp_path: Path) -> None:
@@ -268,3 +268,34 @@ def test_composite_action_script(env: dict[str, str], tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "decision=block" in outputs.read_text()
     assert SECRET not in result.stdout + result.stderr
+
+
+def test_gate_check_a_pull_request_on_the_local_forge(env: dict[str, str], tmp_path: Path) -> None:
+    from tests.conftest import git
+
+    source = tmp_path / "source"
+    (source / "src").mkdir(parents=True)
+    (source / "src" / "app.py").write_text("def answer():\n    return 41\n")
+    created = writgate(env, "forge", "create-repo", "acme/web", "--from", str(source), "--json")
+    work = tmp_path / "work"
+    git(tmp_path, "clone", "-q", json.loads(created.stdout)["cloneUrl"], str(work))
+    git(work, "checkout", "-qb", "fix")
+    (work / "src" / "app.py").write_text("def answer():\n    return 42\n")
+    git(work, "commit", "-qam", "fix")
+    git(work, "push", "-q", "origin", "fix")
+    writgate(env, "forge", "open", "--repo", "acme/web", "--head", "fix", "--title", "Fix")
+    policy = files(tmp_path, **{"policy.yaml": APPROVAL_POLICY})["policy.yaml"]
+    args = ["gate", "check", "--pull-request", "1", "--repository", "acme/web",
+            "--policy", str(policy), "--reviewers", "secrets", "--format", "json"]  # fmt: skip
+    pending = json.loads(writgate(env, *args, "--publish", expect=3).stdout)
+    assert pending["decision"] == "pending" and pending["decisionId"].startswith("gd_")
+    statuses = json.loads(writgate(env, "forge", "prs", "--json").stdout)["items"][0]["checks"]
+    assert statuses["writgate/merge-gate"] == "pending"
+    writgate(env, "forge", "approve", "1", "--repo", "acme/web", "--as", "alice")
+    allowed = json.loads(writgate(env, *args, "--publish", expect=0).stdout)
+    assert allowed["decision"] == "allow"
+    statuses = json.loads(writgate(env, "forge", "prs", "--json").stdout)["items"][0]["checks"]
+    assert statuses["writgate/merge-gate"] == "success"
+    missing = writgate(env, "gate", "check", "--pull-request", "1", "--policy", str(policy),
+                       expect=2)  # fmt: skip
+    assert "--pull-request needs --repository" in missing.stderr

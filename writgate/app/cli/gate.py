@@ -11,7 +11,7 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +42,12 @@ def register(commands: Any) -> None:
     source.add_argument("--base", help="base revision")
     source.add_argument("--head", help="head revision")
     source.add_argument("--passport", type=Path, help="a passport file (statement or DSSE)")
+    source.add_argument(
+        "--pull-request",
+        type=int,
+        metavar="N",
+        help="judge pull request N of --repository on the local forge (reviews, passport, gate)",
+    )
     check.add_argument("--policy", required=True, type=Path, help="the policy file")
     check.add_argument("--pr", type=Path, metavar="PR_STATE.json", help="the PR state (JSON)")
     check.add_argument("--repository", help="repository name (OWNER/NAME)")
@@ -108,10 +114,17 @@ async def _statement(args: argparse.Namespace, pr_state: Mapping[str, Any] | Non
 
 def _check_arguments(args: argparse.Namespace) -> None:
     with_repo = args.repo is not None or args.base is not None or args.head is not None
-    if args.passport is not None and with_repo:
-        raise InputError("give either --passport or --repo/--base/--head, not both")
+    sources = [with_repo, args.passport is not None, args.pull_request is not None]
+    if sum(sources) > 1:
+        raise InputError("give one of --repo/--base/--head, --passport or --pull-request, not both")
+    if args.pull_request is not None:
+        if not args.repository:
+            raise InputError("--pull-request needs --repository OWNER/NAME")
+        if args.pr is not None:
+            raise InputError("--pull-request reads the PR state from the forge; drop --pr")
+        return
     if args.passport is None and not (args.repo and args.base and args.head):
-        raise InputError("give --repo, --base and --head, or --passport")
+        raise InputError("give --repo, --base and --head, --passport, or --pull-request")
     if args.passport is not None and (args.reviewers or args.config):
         raise InputError("--reviewers and --config need --repo/--base/--head")
 
@@ -151,7 +164,6 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _run_check(args: argparse.Namespace) -> int:
-    from passport import passport_id
     from policies import load_policy
 
     _check_arguments(args)
@@ -166,11 +178,21 @@ def _run_check(args: argparse.Namespace) -> int:
         except InputError as exc:
             exc.file = str(args.pr)
             raise
+    if args.pull_request is not None:
+        verdict_json = run_async(lambda: with_database(_judge_forge_pr(args, policy)))
+        stored, statement = verdict_json
+        return _report(
+            args,
+            Verdict(stored.decision, list(stored.rules), stored.policy_name,
+                    stored.policy_digest, stored.head_sha),
+            statement,
+            stored.id if args.publish else "",
+            (stored.publication or {}).get("status", {}).get("targetUrl"),
+        )  # fmt: skip
     if args.publish and (not args.repository or not pr_state or "number" not in pr_state):
         raise InputError("--publish needs --repository and a --pr state with a number")
     statement, envelope = run_async(lambda: _statement(args, pr_state))
     verdict = decide(policy, statement, pr_state)
-    digest = passport_id(statement)
     decision_id = ""
     url = None
     if args.publish:
@@ -199,6 +221,45 @@ def _run_check(args: argparse.Namespace) -> int:
             stored.decision, list(stored.rules), stored.policy_name, stored.policy_digest,
             stored.head_sha,
         )  # fmt: skip
+    return _report(args, verdict, statement, decision_id, url)
+
+
+def _judge_forge_pr(
+    args: argparse.Namespace, policy: Any
+) -> Callable[[Database, Settings], Awaitable[tuple[GateDecision, dict[str, Any]]]]:
+    async def judge(database: Database, settings: Settings) -> tuple[GateDecision, dict[str, Any]]:
+        from forge import LocalForge
+        from judge.gate import MergeGate, public_url_from_env
+        from judge.pull_requests import judge_pull_request
+
+        forge = LocalForge(
+            engine=database.engine, ledger=database.ledger, home=settings.home, org=settings.org
+        )
+        gate = MergeGate(
+            engine=database.engine, ledger=database.ledger, forge=forge,
+            public_url=public_url_from_env(), home=settings.home,
+            allow_program_reviewers=True,  # the operator's own command line
+        )  # fmt: skip
+        verdict = await judge_pull_request(
+            gate, settings.org, repository=args.repository, number=args.pull_request,
+            policy=policy, home=settings.home, reviewers=args.reviewers,
+            config=load_reviewer_config(args.config), publish=args.publish,
+        )  # fmt: skip
+        return verdict.decision, verdict.statement
+
+    return judge
+
+
+def _report(
+    args: argparse.Namespace,
+    verdict: Verdict,
+    statement: Mapping[str, Any],
+    decision_id: str,
+    url: str | None,
+) -> int:
+    from passport import passport_id
+
+    digest = passport_id(statement)
     markdown = _markdown(verdict, statement, digest, url, decision_id)
     summary_file = os.environ.get("GITHUB_STEP_SUMMARY")
     if summary_file:
