@@ -68,6 +68,7 @@ def decision_url(public_url: str, decision_id: str) -> str:
 
 
 def pr_state_of(pr: PullRequest | Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """The PR state (contract 2) of a forge ``PullRequest`` or a mapping, type-checked."""
     if pr is None:
         return None
     to_state = getattr(pr, "to_pr_state", None)
