@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -140,6 +141,27 @@ class Cgroup:
         cgroup = cls.__new__(cls)
         cgroup.directories = directories
         return cgroup
+
+    @staticmethod
+    def sweep_empty(prefix: str, *, older_than: float) -> list[str]:
+        """Remove empty cgroups named ``prefix…`` older than ``older_than`` seconds; their names.
+
+        A live local sandbox always has its spawner in its cgroup, so an old empty one was left
+        by a process that stopped without closing its sandboxes (whatever its home directory).
+        """
+        removed: list[str] = []
+        now = time.time()
+        for hierarchy in _hierarchies() or []:
+            with contextlib.suppress(OSError):
+                for directory in hierarchy.directory.glob(f"{prefix}*"):
+                    with contextlib.suppress(OSError):
+                        if now - directory.stat().st_mtime < older_than:
+                            continue
+                        if (directory / "cgroup.procs").read_text().strip():
+                            continue
+                        directory.rmdir()
+                        removed.append(directory.name)
+        return removed
 
     @staticmethod
     def _configure(controller: str, directory: Path, limits: Limits) -> None:

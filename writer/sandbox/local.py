@@ -131,14 +131,14 @@ class LocalProvider:
         that created it (pid and start time, recorded in ``<sandbox>/owner``) no longer runs.
         """
         removed: list[str] = []
-        if not self.root.is_dir():
-            return removed
-        for directory in sorted(self.root.iterdir()):
+        directories = sorted(self.root.iterdir()) if self.root.is_dir() else []
+        for directory in directories:
             sandbox_id = directory.name.lstrip(".")
             if sandbox_id in self._sandboxes or _owner_alive(directory / "owner"):
                 continue
             await _remove_leftovers(directory, sandbox_id)
             removed.append(sandbox_id)
+        await asyncio.to_thread(Cgroup.sweep_empty, "writgate-sbx_", older_than=300)
         return removed
 
     async def _create(self, spec: SandboxSpec) -> LocalSandbox:
@@ -197,6 +197,7 @@ class LocalSandbox:
         self._idle = asyncio.Event()
         self._idle.set()
         self._closed = False
+        self._closing: asyncio.Task[None] | None = None
         self._expires_at: float | None = None
         self._keep_warm_seconds = spec.keep_warm_seconds
         self._expiry: asyncio.Task[None] | None = None
@@ -240,30 +241,39 @@ class LocalSandbox:
             await self._proxy.start()
 
     async def close(self, *, emit: bool = False, reason: str = "closed") -> None:
-        """Stop every process, the proxy and the cgroup, and delete the sandbox directory."""
-        if self._closed:
-            return
-        self._closed = True
-        self._provider._forget(self.id)
-        if emit:
-            await self._emit(f"sandbox.{reason}", {})
-        if self._expiry is not None and self._expiry is not asyncio.current_task():
-            self._expiry.cancel()
-        for process in list(self._processes):
-            _kill(process)
-        if self._spawner is not None:
-            await self._spawner.close()
-        if self._cgroup is not None:
-            await asyncio.to_thread(self._cgroup.kill_all)
-        if self._proxy is not None:
-            await self._proxy.close()
-        if self._socket_dir is not None:
-            shutil.rmtree(self._socket_dir, ignore_errors=True)
-        if self._checkout is not None:
-            await release(self._checkout.mirror, self.id)
-        await asyncio.to_thread(shutil.rmtree, self.directory, True)
-        if self._cgroup is not None:
-            await _remove_cgroup(self._cgroup)
+        """Stop every process, the proxy and the cgroup, and delete the sandbox directory.
+
+        The teardown runs in its own task: a caller that is cancelled meanwhile does not leave
+        half a sandbox behind, and a second ``close`` (or the provider's ``aclose``) waits for it.
+        """
+        if self._closing is None:
+            self._closed = True
+            self._closing = asyncio.get_running_loop().create_task(self._teardown(emit, reason))
+        await asyncio.shield(self._closing)
+
+    async def _teardown(self, emit: bool, reason: str) -> None:
+        try:
+            if emit:
+                await self._emit(f"sandbox.{reason}", {})
+            if self._expiry is not None:
+                self._expiry.cancel()
+            for process in list(self._processes):
+                _kill(process)
+            if self._spawner is not None:
+                await self._spawner.close()
+            if self._cgroup is not None:
+                await asyncio.to_thread(self._cgroup.kill_all)
+            if self._proxy is not None:
+                await self._proxy.close()
+            if self._socket_dir is not None:
+                shutil.rmtree(self._socket_dir, ignore_errors=True)
+            if self._checkout is not None:
+                await release(self._checkout.mirror, self.id)
+            await asyncio.to_thread(shutil.rmtree, self.directory, True)
+            if self._cgroup is not None:
+                await _remove_cgroup(self._cgroup)
+        finally:
+            self._provider._forget(self.id)
 
     async def is_alive(self) -> bool:
         """Whether the sandbox is open and its workspace still exists."""
@@ -635,12 +645,20 @@ def _kill(process: _Process) -> None:
 
 
 async def _remove_cgroup(cgroup: Cgroup) -> None:
-    """Remove the cgroup once its last process is gone (exit is asynchronous after SIGKILL)."""
-    deadline = time.monotonic() + 5
-    while cgroup.pids() and time.monotonic() < deadline:
-        await asyncio.to_thread(cgroup.kill_all)
-        await asyncio.sleep(0.01)
-    cgroup.remove()
+    """Remove the cgroup once its last process is gone (exit is asynchronous after SIGKILL,
+    and a killed process still pins the cgroup until it is reaped)."""
+    deadline = time.monotonic() + 10
+    while True:
+        if cgroup.pids():
+            await asyncio.to_thread(cgroup.kill_all)
+        else:
+            cgroup.remove()
+            if not any(directory.exists() for directory in cgroup.directories):
+                return
+        if time.monotonic() > deadline:
+            log.warning("could not remove the sandbox cgroup %s", cgroup.directories[0].name)
+            return
+        await asyncio.sleep(0.02)
 
 
 def _process_start(pid: int) -> str | None:
