@@ -252,3 +252,16 @@ async def test_credentials_reach_the_agent_but_never_the_ledger(
         assert KEY not in dumped and KEY[:20] not in dumped
         leaked = [e.data["text"] for e in ledger if "my key is" in str(e.data.get("text"))]
         assert leaked == ["my key is [REDACTED]"]
+
+
+async def test_a_cli_missing_from_the_sandbox_is_a_clear_agent_error(
+    settings: Settings, database: Database
+) -> None:
+    async with writer_env(settings, database) as env:  # no stand-ins installed
+        record, _ = await env.writer.create_run("default", request("codex", "write z"))
+        record = await settle(env, record)
+        assert record.failure is not None and record.failure["code"] == "agent_error"
+        assert record.failure["message"].startswith(
+            "the 'codex' command of the codex driver was not found in the sandbox (exit code "
+        )
+        assert "npm install -g @openai/codex" in record.failure["message"]

@@ -54,6 +54,9 @@ class AiderAgent(CliAgent):
     """aider with one message per turn, answering yes to its questions, never committing."""
 
     name: str = "aider"
+    install_hint: ClassVar[str] = (
+        "install it on the host (pipx install aider-chat) or in ~/.local/bin"
+    )
     credential_env: ClassVar[tuple[str, ...]] = (
         "ANTHROPIC_API_KEY",
         "OPENAI_API_KEY",

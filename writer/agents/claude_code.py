@@ -210,6 +210,9 @@ class ClaudeCodeAgent(CliAgent):
     """Claude Code in print mode, permissions bypassed (the sandbox is the boundary)."""
 
     name: str = "claude-code"
+    install_hint: ClassVar[str] = (
+        "install it on the host (npm install -g @anthropic-ai/claude-code) or in ~/.local/bin"
+    )
     credential_env: ClassVar[tuple[str, ...]] = (
         "ANTHROPIC_API_KEY",
         "ANTHROPIC_AUTH_TOKEN",

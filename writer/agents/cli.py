@@ -19,7 +19,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from writer.sandbox import Sandbox
+from writer.sandbox import ExecResult, Sandbox
 from writer.sandbox.bubblewrap import HOME
 from writgate.redact import redact
 
@@ -235,6 +235,8 @@ class CliAgent:
     name: str = "cli"
     credential_env: ClassVar[tuple[str, ...]] = ()
     """Host environment variables the CLI needs (API keys): passed into the sandbox."""
+    install_hint: ClassVar[str] = ""
+    """How to install the CLI, for the error of a sandbox that does not have it."""
 
     def command(self, context: TurnContext) -> tuple[list[str], bytes | None]:
         """The argv of this turn and what to write to its standard input."""
@@ -273,6 +275,13 @@ class CliAgent:
             argv, env=self.environment(context), on_output=on_output, stdin=stdin
         )
         outcome = parser.outcome(result.exit_code)
+        if not outcome.ok and parser.session_id is None and _not_found(argv[0], result):
+            outcome = parser.result(
+                ok=False,
+                exit_code=result.exit_code,
+                failure_message=f"the {argv[0]!r} command of the {self.name} driver was not found "
+                f"in the sandbox (exit code {result.exit_code}): {self.install_hint}".rstrip(": "),
+            )
         await recorder.record(ParsedEvent("agent.usage", usage_event(outcome.usage, final=True)))
         await recorder.close()
         if outcome.failure_message:
@@ -287,3 +296,10 @@ class CliAgent:
                 summary=outcome.summary,
             )
         return outcome
+
+
+def _not_found(program: str, result: ExecResult) -> bool:
+    """Whether ``program`` could not be started: a shell's 127, or bwrap's failed execvp."""
+    if result.exit_code == 127:
+        return True
+    return result.exit_code == 1 and f"execvp {program}: No such file" in result.stderr

@@ -161,6 +161,9 @@ class CodexAgent(CliAgent):
     """Codex in ``exec`` mode; follow-ups run ``codex exec resume <thread id>``."""
 
     name: str = "codex"
+    install_hint: ClassVar[str] = (
+        "install it on the host (npm install -g @openai/codex) or in ~/.local/bin"
+    )
     credential_env: ClassVar[tuple[str, ...]] = (
         "OPENAI_API_KEY",
         "CODEX_API_KEY",

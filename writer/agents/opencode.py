@@ -149,6 +149,9 @@ class OpenCodeAgent(CliAgent):
     """OpenCode's headless ``run``; follow-ups continue the same session."""
 
     name: str = "opencode"
+    install_hint: ClassVar[str] = (
+        "install it on the host (npm install -g opencode-ai) or in ~/.local/bin"
+    )
     credential_env: ClassVar[tuple[str, ...]] = (
         "ANTHROPIC_API_KEY",
         "OPENAI_API_KEY",
