@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import anyio
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, func, or_, select, tuple_, update
 from sqlalchemy.engine import Row
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -203,7 +203,10 @@ class PipelineStore:
             runs_t.c.cancel_requested,
             runs_t.c.base_dir,
         ]
-        if with_states:  # one round trip for the run and its stages
+        # On PostgreSQL the states are read by a later statement, whose snapshot is taken after
+        # the lock is granted: rows joined to a FOR UPDATE row are not re-read after waiting.
+        states_here = with_states and self.dialect != "postgresql"
+        if states_here:  # SQLite: one round trip for the run and its stages
             columns += [
                 stages_t.c.stage_id,
                 stages_t.c.status.label("stage_status"),
@@ -232,7 +235,7 @@ class PipelineStore:
                 )
                 for r in rows
             }
-            if with_states
+            if states_here
             else None
         )
         pipeline = self._specs.get(run_id)
@@ -897,9 +900,9 @@ class PipelineStore:
                 )
                 if result.rowcount != 1:
                     return False, []
-                assert run.states is not None
-                run.states[claim.stage_id].status = "succeeded"
-                run.states[claim.stage_id].outputs = values
+                if run.states is not None:
+                    run.states[claim.stage_id].status = "succeeded"
+                    run.states[claim.stage_id].outputs = values
                 await self._event(
                     conn,
                     run,
@@ -1036,19 +1039,30 @@ class PipelineStore:
         released: int = await self._retrying(release)
         return released
 
-    async def heartbeat(self, worker_id: str, *, lease_seconds: float) -> set[tuple[str, str]]:
-        """Renew every lease ``worker_id`` holds; returns the ``(run, stage)`` keys it holds."""
+    async def heartbeat(
+        self,
+        worker_id: str,
+        *,
+        lease_seconds: float,
+        keys: Collection[tuple[str, str]] | None = None,
+    ) -> set[tuple[str, str]]:
+        """Renew the leases ``worker_id`` holds (only ``keys``, when given); returns those held."""
 
         async def beat() -> set[tuple[str, str]]:
             now = _now()
             async with self._transaction() as conn:
-                rows = await conn.execute(
-                    update(stages_t)
-                    .where(stages_t.c.lease_owner == worker_id, stages_t.c.status == "running")
-                    .values(
-                        lease_expires_at=now + timedelta(seconds=lease_seconds), heartbeat_at=now
+                statement = update(stages_t).where(
+                    stages_t.c.lease_owner == worker_id, stages_t.c.status == "running"
+                )
+                if keys is not None:
+                    # only what the worker really runs: a stage it lost track of must expire
+                    statement = statement.where(
+                        tuple_(stages_t.c.pipeline_run_id, stages_t.c.stage_id).in_(list(keys))
                     )
-                    .returning(stages_t.c.pipeline_run_id, stages_t.c.stage_id)
+                rows = await conn.execute(
+                    statement.values(
+                        lease_expires_at=now + timedelta(seconds=lease_seconds), heartbeat_at=now
+                    ).returning(stages_t.c.pipeline_run_id, stages_t.c.stage_id)
                 )
                 return {(r.pipeline_run_id, r.stage_id) for r in rows}
 

@@ -113,6 +113,7 @@ def sqlite_worker_lock(database_url: str | URL) -> Iterator[None]:
 class _Running:
     claim: Claim
     scope: anyio.CancelScope
+    recording: bool = False  # the outcome is being written: the lease may end any moment
     recorded: bool = False
 
 
@@ -264,13 +265,20 @@ class Worker:
                 await self._check_leases.wait()
             if not self._running:
                 continue
+            # Only stages held before the renewal can be judged by it: a stage claimed while
+            # it ran is not in its answer, and that says nothing about its lease.
+            before = dict(self._running)
             try:
-                held = await self.store.heartbeat(self.worker_id, lease_seconds=self.lease_seconds)
+                held = await self.store.heartbeat(
+                    self.worker_id, lease_seconds=self.lease_seconds, keys=list(before)
+                )
             except Exception:
                 log.exception("heartbeat failed; retrying")
                 continue
-            for key, entry in list(self._running.items()):
-                if key not in held and not entry.recorded:
+            for key, entry in before.items():
+                if self._running.get(key) is not entry or entry.recording or entry.recorded:
+                    continue
+                if key not in held:
                     log.warning("lost the lease of stage %s of %s; cancelling it", key[1], key[0])
                     entry.scope.cancel()
 
@@ -364,6 +372,7 @@ class Worker:
         """Record the outcome; True when freed stages were started here in the same commit."""
         claim = entry.claim
         chained: list[Claim] = []
+        entry.recording = True
         with anyio.CancelScope(shield=True):
             kind, value = outcome
             if kind == "ok":

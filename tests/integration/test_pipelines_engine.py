@@ -371,3 +371,26 @@ async def test_unknown_kind_fails_clearly(service: PipelineService) -> None:
     with anyio.fail_after(20):
         run = await service.execute(ORG, started.id, poll_interval=0.05)
     assert run.stage("w").error == "stage kind 'test-ghost' is not available in this worker"
+
+
+async def pause(seconds: float) -> dict[str, Any]:
+    await anyio.sleep(seconds)
+    return {}
+
+
+async def test_frequent_heartbeats_never_lose_fresh_stages(service: PipelineService) -> None:
+    """A heartbeat's answer only judges stages held before it: chained and newly claimed stages
+    are not "lost" (they were, once, and sat out a whole lease before being reclaimed)."""
+    pipeline = Pipeline(name="beats")
+    for chain in range(4):
+        previous: list[str] = []
+        for index in range(12):
+            stage_id = f"c{chain}s{index}"
+            pipeline.add(stage_id, python(f"{HERE}:pause", args={"seconds": 0.03}, needs=previous))
+            previous = [stage_id]
+    with anyio.fail_after(60):
+        run = await service.run(ORG, pipeline, poll_interval=0.05, lease_seconds=0.9)
+    assert run.status == "succeeded"
+    assert [s.stage_id for s in run.stages if s.claims != 1] == []
+    types = {e.type for e in await service.events(ORG, run.id)}
+    assert not types & {"stage.reclaimed", "stage.released", "stage.cancelled"}

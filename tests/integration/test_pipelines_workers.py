@@ -216,3 +216,20 @@ def test_sqlite_supports_one_worker(tmp_path: Path) -> None:
         assert first.stderr is not None
         first.stderr.close()
     assert code == 0
+
+
+async def test_a_lease_the_worker_lost_track_of_is_not_renewed(
+    service: PipelineService, tmp_path: Path
+) -> None:
+    """Heartbeats renew only the stages the worker runs: a stage its id holds but that no task
+    runs (its process restarted with the same id, a task died) expires and is run again."""
+    work = _workdir(tmp_path / "w")
+    run = await service.start("default", _chain("orphan", work, 2, 0.01))
+    (orphan,) = await service.store.claim("here:1:same", limit=1, lease_seconds=0.6)
+    with anyio.fail_after(30):
+        await service.worker(
+            worker_id="here:1:same", run_id=run.id, poll_interval=0.05, lease_seconds=0.6
+        ).run()
+    final = await service.get("default", run.id)
+    assert final.status == "succeeded"
+    assert final.stage(orphan.stage_id).claims == 2
