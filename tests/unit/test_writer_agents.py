@@ -309,3 +309,10 @@ def test_model_names_and_credits() -> None:
 def test_bounded_text() -> None:
     assert bounded("abc", 5) == "abc"
     assert bounded("a" * 10, 4) == "aaaa… [6 more characters]"
+
+
+def test_public_api_is_sorted() -> None:
+    import writer.agents
+
+    assert writer.agents.__all__ == sorted(writer.agents.__all__)
+    assert all(hasattr(writer.agents, name) for name in writer.agents.__all__)

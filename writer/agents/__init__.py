@@ -14,8 +14,7 @@ from .command import CommandAgent, render_argv
 from .opencode import OpenCodeAgent
 from .protocol import Agent, AgentEventSink, TurnContext, TurnResult, TurnUsage, UsageSink
 
-__all__ = [
-    "DRIVERS",
+__all__ = [  # noqa: RUF022 (plain sorted order, checked by a test)
     "Agent",
     "AgentEventSink",
     "AiderAgent",
@@ -23,6 +22,7 @@ __all__ = [
     "CliAgent",
     "CodexAgent",
     "CommandAgent",
+    "DRIVERS",
     "OpenCodeAgent",
     "StreamParser",
     "TurnContext",

@@ -25,10 +25,10 @@ from writgate.redact import redact
 
 from .protocol import AgentEventSink, TurnContext, TurnResult, TurnUsage
 
-__all__ = [
+__all__ = [  # noqa: RUF022 (plain sorted order, checked by a test)
+    "CliAgent",
     "MAX_EVENTS_PER_TURN",
     "MAX_TEXT_CHARS",
-    "CliAgent",
     "ParsedEvent",
     "ParsedTurn",
     "StreamParser",
