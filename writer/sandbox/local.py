@@ -36,6 +36,7 @@ from .errors import (
     SandboxFileNotFound,
     SandboxLost,
     SandboxSpecError,
+    SandboxTimeout,
     SandboxUnavailable,
 )
 from .limits import Cgroup, cgroup_support, prlimit_prefix
@@ -51,6 +52,7 @@ log = logging.getLogger(__name__)
 _BWRAP_ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"}
 _MAX_CAPTURE = 16 * 1024 * 1024  # bytes of stdout/stderr kept in an ExecResult, per stream
 _TRUNCATED = b"\n[writgate: output truncated after 16 MiB; on_output saw all of it]\n"
+_INTERNAL_SECONDS = 600.0  # file access, diff and head
 _DRAIN_SECONDS = 5.0  # how long to wait for output after the sandbox was killed
 _GIT_ENV = {
     "GIT_CONFIG_NOSYSTEM": "1",
@@ -342,7 +344,7 @@ class LocalSandbox:
     async def read_file(self, path: str) -> bytes:
         """The bytes of ``path`` (read inside the sandbox, so symlinks cannot reach the host)."""
         _check_path(path)
-        code, out, err, _, _ = await self._run(
+        code, out, err, timed_out, _ = await self._run(
             [
                 "sh",
                 "-c",
@@ -353,6 +355,8 @@ class LocalSandbox:
             capture_limit=None,
             internal=True,
         )
+        if timed_out:
+            raise SandboxTimeout(f"reading {path} took too long", path=path)
         if code == 66:
             raise SandboxFileNotFound(f"no such file in the sandbox: {path}", path=path)
         if code != 0:
@@ -362,11 +366,13 @@ class LocalSandbox:
     async def write_file(self, path: str, data: bytes) -> None:
         """Create or replace ``path`` (parent directories are created)."""
         _check_path(path)
-        code, _, err, _, _ = await self._run(
+        code, _, err, timed_out, _ = await self._run(
             ["sh", "-c", 'mkdir -p -- "$(dirname -- "$1")" && cat > "$1"', "sh", path],
             stdin=data,
             internal=True,
         )
+        if timed_out:
+            raise SandboxTimeout(f"writing {path} took too long", path=path)
         if code != 0:
             raise SandboxError(f"cannot write {path}: {_last_line(err)}", path=path)
 
@@ -377,22 +383,25 @@ class LocalSandbox:
         base = base or self._checkout.base
         if base.startswith("-") or not base.strip() or "\0" in base:
             raise SandboxSpecError(f"invalid base {base!r}", field="base")
-        code, out, err, _, _ = await self._run(
+        code, out, err, timed_out, _ = await self._run(
             ["sh", "-c", DIFF_SCRIPT, "sh", base],
             env=_GIT_ENV,
-            timeout=600,
             capture_limit=None,
             internal=True,
         )
+        if timed_out:
+            raise SandboxTimeout("git diff took too long in the sandbox")
         if code != 0:
             raise SandboxError(f"git diff failed in the sandbox: {_last_line(err)}")
         return out
 
     async def head(self) -> str:
         """The commit the workspace is at."""
-        code, out, err, _, _ = await self._run(
+        code, out, err, timed_out, _ = await self._run(
             ["git", "rev-parse", "HEAD"], env=_GIT_ENV, internal=True
         )
+        if timed_out:
+            raise SandboxTimeout("git rev-parse took too long in the sandbox")
         if code != 0:
             raise SandboxError(f"git rev-parse failed in the sandbox: {_last_line(err)}")
         return out.decode().strip()
@@ -466,8 +475,12 @@ class LocalSandbox:
         internal: bool = False,
     ) -> tuple[int, bytes, bytes, bool, float]:
         await self._check_alive()
-        limits = [t for t in (timeout, self.spec.limits.wall_seconds) if t is not None]
-        deadline = min(limits) if limits else None
+        deadline: float | None
+        if internal:  # writgate's own git and file operations are not the agent's wall clock
+            deadline = timeout or _INTERNAL_SECONDS
+        else:
+            limits = [t for t in (timeout, self.spec.limits.wall_seconds) if t is not None]
+            deadline = min(limits) if limits else None
         command = self._command(argv, env, cwd, internal=internal)
         # Busy from now on: an expiry due meanwhile waits until this command has ended.
         self._busy += 1
