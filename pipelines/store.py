@@ -155,7 +155,7 @@ class PipelineStore:
                 raise StoreError(f"pipeline store failed: {type(exc.orig).__name__}") from exc
             except WritgateError:
                 raise
-            except SQLAlchemyError as exc:
+            except (SQLAlchemyError, OSError) as exc:
                 raise StoreError(f"pipeline store failed: {type(exc).__name__}") from exc
         raise AssertionError("unreachable")
 
@@ -1143,7 +1143,7 @@ class PipelineStore:
         try:
             async with db.read(self.engine) as conn:
                 row = (await conn.execute(query)).one()
-        except SQLAlchemyError as exc:
+        except (SQLAlchemyError, OSError) as exc:
             raise StoreError(f"pipeline store failed: {type(exc).__name__}") from exc
         moments = [utc(m) for m in row if m is not None]
         return min((m for m in moments if m is not None), default=None)
@@ -1164,7 +1164,7 @@ class PipelineStore:
                 stage_rows = (
                     await conn.execute(select(stages_t).where(stages_t.c.pipeline_run_id == run_id))
                 ).all()
-        except SQLAlchemyError as exc:
+        except (SQLAlchemyError, OSError) as exc:
             raise StoreError(f"pipeline store failed: {type(exc).__name__}") from exc
         pipeline = self._pipeline(run_id, row.spec)
         by_id = {r.stage_id: _stage_record(r) for r in stage_rows}
@@ -1172,10 +1172,13 @@ class PipelineStore:
 
     async def run_status(self, run_id: str) -> str | None:
         """The status of ``run_id`` (any org), or ``None`` when there is no such run."""
-        async with db.read(self.engine) as conn:
-            value = (
-                await conn.execute(select(runs_t.c.status).where(runs_t.c.id == run_id))
-            ).scalar_one_or_none()
+        try:
+            async with db.read(self.engine) as conn:
+                value = (
+                    await conn.execute(select(runs_t.c.status).where(runs_t.c.id == run_id))
+                ).scalar_one_or_none()
+        except (SQLAlchemyError, OSError) as exc:
+            raise StoreError(f"pipeline store failed: {type(exc).__name__}") from exc
         return str(value) if value is not None else None
 
     async def list_runs(
@@ -1193,8 +1196,11 @@ class PipelineStore:
         if name:
             query = query.where(runs_t.c.name == name)
         query = query.order_by(runs_t.c.created_at.desc(), runs_t.c.id.desc()).limit(limit)
-        async with db.read(self.engine) as conn:
-            rows = (await conn.execute(query)).all()
+        try:
+            async with db.read(self.engine) as conn:
+                rows = (await conn.execute(query)).all()
+        except (SQLAlchemyError, OSError) as exc:
+            raise StoreError(f"pipeline store failed: {type(exc).__name__}") from exc
         return [_run_record(row, self._pipeline(row.id, row.spec), ()) for row in rows]
 
 

@@ -26,7 +26,7 @@ from typing import Any
 import anyio
 from sqlalchemy.engine import URL, make_url
 
-from writgate.errors import InputError
+from writgate.errors import InputError, StoreError
 from writgate.settings import Settings
 
 from .context import StageContext
@@ -154,6 +154,7 @@ class Worker:
         self._run_done = False
         self._stopping = False
         self._task_group: anyio.abc.TaskGroup | None = None
+        self._last_expiry_check = 0.0
 
     # -- control ---------------------------------------------------------------------------------
 
@@ -196,36 +197,51 @@ class Worker:
             raise failure
 
     async def _loop(self, tg: anyio.abc.TaskGroup) -> None:
-        last_expiry_check = 0.0
+        failures = 0
         while not self._stop.is_set():
-            self._wake = anyio.Event()
-            if self.run_id is not None and self._run_done and not self._running:
-                return
-            claims = []
-            free = self.concurrency - len(self._running)
-            if free > 0:
-                if anyio.current_time() - last_expiry_check >= self.poll_interval:
-                    last_expiry_check = anyio.current_time()
-                    await self.store.expire_leases(
-                        owner_is_dead, run_id=self.run_id, org_id=self.org_id
-                    )
-                claims = await self.store.claim(
-                    self.worker_id,
-                    limit=free,
-                    lease_seconds=self.lease_seconds,
-                    org_id=self.org_id,
-                    run_id=self.run_id,
+            try:
+                if await self._iteration(tg):
+                    return
+                failures = 0
+            except StoreError as exc:
+                # The database is away (restart, failover): keep the stages, retry with backoff.
+                failures += 1
+                delay = min(self.poll_interval * 2**failures, 30.0)
+                log.warning("database unavailable (%s); retrying in %.1fs", exc, delay)
+                with anyio.move_on_after(delay):
+                    await self._stop.wait()
+
+    async def _iteration(self, tg: anyio.abc.TaskGroup) -> bool:
+        """Claim what can run, then sleep until woken; True when the worker is done."""
+        self._wake = anyio.Event()
+        if self.run_id is not None and self._run_done and not self._running:
+            return True
+        claims = []
+        free = self.concurrency - len(self._running)
+        if free > 0:
+            if anyio.current_time() - self._last_expiry_check >= self.poll_interval:
+                self._last_expiry_check = anyio.current_time()
+                await self.store.expire_leases(
+                    owner_is_dead, run_id=self.run_id, org_id=self.org_id
                 )
-                for claim in claims:
-                    self._launch(tg, claim)
-                if len(claims) == free:
-                    await anyio.lowlevel.checkpoint()
-                    continue
+            claims = await self.store.claim(
+                self.worker_id,
+                limit=free,
+                lease_seconds=self.lease_seconds,
+                org_id=self.org_id,
+                run_id=self.run_id,
+            )
+            for claim in claims:
+                self._launch(tg, claim)
+            if len(claims) == free:
+                await anyio.lowlevel.checkpoint()
+                return False
             if not self._running and not claims and self.run_id is not None:
                 status = await self.store.run_status(self.run_id)
                 if status not in ("queued", "running"):
-                    return
+                    return True
             await self._sleep()
+        return False
 
     def _launch(self, tg: anyio.abc.TaskGroup, claim: Claim) -> None:
         scope = anyio.CancelScope()
