@@ -255,3 +255,20 @@ def test_pipeline_dag_follows_the_stages_live(
     page.goto(f"{dashboard.url}/pipelines")
     page.click(f"a[href='/pipelines/{run_id}']")
     expect(page).to_have_url(re.compile(f"/pipelines/{run_id}$"))
+
+
+def test_cancel_a_pipeline_run_from_its_page(page: Page, dashboard: Dashboard) -> None:
+    with dashboard.api() as api:
+        started = api.post("/api/v1/pipelines", json={"path": "demo.yaml"})
+        assert started.status_code == 201, started.text
+        run_id = started.json()["id"]
+        page.goto(f"{dashboard.url}/pipelines/{run_id}")
+        page.click("form[action$='/cancel'] button")
+        expect(page.locator("p.flash.ok")).to_have_text("Cancellation requested.")
+        expect(page.locator(".head-badges .badge").first).to_have_text("cancelled", timeout=60_000)
+        final = api.get(f"/api/v1/pipeline-runs/{run_id}").json()
+        assert final["status"] == "cancelled" and final["cancelReason"] == (
+            "cancelled from the dashboard"
+        )
+        assert final["stages"][-1]["status"] in ("cancelled", "skipped")
+    expect(page.locator("form[action$='/cancel']")).to_have_count(0)

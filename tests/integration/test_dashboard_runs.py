@@ -4,6 +4,7 @@ cancel, escaping of user content, org scoping, CSRF and SSE resumption."""
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -13,7 +14,7 @@ from urllib.parse import quote
 
 import httpx
 import pytest
-from playwright.sync_api import BrowserContext, Page, expect
+from playwright.sync_api import BrowserContext, Page, Route, expect
 
 from tests.support.dashboard import REPO, Dashboard, chromium, dashboard_server, login, wait_for
 
@@ -370,3 +371,47 @@ def test_a_follow_up_on_a_finished_run_starts_a_chained_run(
     expect(page.locator("[data-refresh=chain] ul.children a")).to_have_attribute(
         "href", f"/runs/{child_id}"
     )
+
+
+def test_the_page_resumes_its_event_log_after_dropped_connections(
+    page: Page, dashboard: Dashboard
+) -> None:
+    seen: list[dict[str, str]] = []
+
+    def flaky(route: Route) -> None:
+        request = route.request
+        seen.append({"url": request.url, "last": request.all_headers().get("last-event-id", "")})
+        after = re.search(r"after=(\d+)", request.url)
+        assert after is not None
+        if len(seen) == 1:  # the server is unavailable: the script reconnects by itself
+            route.fulfill(status=503, body="unavailable")
+        elif len(seen) == 2:  # one (old) event, then the connection drops
+            event = {"seq": int(after.group(1)), "type": "run.heartbeat", "summary": "dup"}
+            route.fulfill(
+                status=200,
+                headers={"Content-Type": "text/event-stream"},
+                body=f"retry: 200\nid: {after.group(1)}\ndata: {json.dumps(event)}\n\n",
+            )
+        else:
+            route.continue_()
+
+    page.route(re.compile(r".*/runs/run_[a-z0-9]+/live.*"), flaky)
+    with dashboard.api() as api:
+        run = _run(api, program=TICKER, title="Flaky network")
+        page.goto(f"{dashboard.url}/runs/{run['id']}")
+        wait_for(lambda: len(seen) >= 3, message="the browser reconnects twice", page=page)
+        expect(page.locator("[data-refresh=head-badges] .badge")).to_have_text("succeeded")
+        wait_for(lambda: _lifecycle(api, run["id"]) == "succeeded", message="the run ends")
+        events = api.get(f"/api/v1/coding-agent/runs/{run['id']}/events").json()["items"]
+    # Both drops were noticed and resumed from the last event seen (seq 2 was rendered with the
+    # page; the browser's own reconnect also sends Last-Event-ID, which the server prefers).
+    assert int(page.locator("section[data-live]").get_attribute("data-reconnects") or 0) >= 2
+    resumed_from = {re.search(r"after=(\d+)", s["url"]).group(1) for s in seen[:3]}  # type: ignore[union-attr]
+    assert len(resumed_from) == 1 and all(s["last"] in ("", *resumed_from) for s in seen)
+    expect(page.locator("[data-log] li")).to_have_count(len(events))
+    seqs = page.locator("[data-log] li").evaluate_all(
+        "items => items.map(i => Number(i.dataset.seq))"
+    )
+    assert seqs == [e["seq"] for e in events]  # each event once, in order
+    assert page.locator("[data-log] .summary", has_text="dup").count() == 0
+    page.unroute(re.compile(r".*/runs/run_[a-z0-9]+/live.*"))

@@ -131,8 +131,17 @@ def login(page: Page, url: str, key: str) -> None:
     page.wait_for_url(re.compile(r".*/$"))
 
 
-def wait_for(predicate: Callable[[], Any], *, timeout: float = 60.0, message: str = "") -> Any:
-    """Poll ``predicate`` until it returns something truthy (else fail after ``timeout``)."""
+def wait_for(
+    predicate: Callable[[], Any],
+    *,
+    timeout: float = 60.0,
+    message: str = "",
+    page: Page | None = None,
+) -> Any:
+    """Poll ``predicate`` until it returns something truthy (else fail after ``timeout``).
+
+    With ``page``, waits through Playwright so that its route handlers keep running.
+    """
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()
@@ -140,4 +149,7 @@ def wait_for(predicate: Callable[[], Any], *, timeout: float = 60.0, message: st
             return value
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting: {message}")
-        time.sleep(0.1)
+        if page is not None:
+            page.wait_for_timeout(100)
+        else:
+            time.sleep(0.1)

@@ -76,6 +76,7 @@
     var lastSeq = parseInt(section.getAttribute("data-last-seq") || "0", 10) || 0;
     var backoff = 1000;
     var finished = false;
+    var reconnects = 0;
 
     function say(text, kind) {
       if (!state) { return; }
@@ -104,6 +105,8 @@
       });
       source.onerror = function () {
         if (finished) { return; }
+        reconnects += 1;
+        section.setAttribute("data-reconnects", String(reconnects));
         if (source.readyState === EventSource.CLOSED) {
           // The browser gave up (e.g. the server restarted): resume after the last event seen.
           say("reconnecting…", "reconnecting");
