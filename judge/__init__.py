@@ -1,4 +1,17 @@
-"""judge: review runs over a change, the merge gate and its status checks (DESIGN.md §10)."""
+"""judge: review runs over a change, the merge gate and its status checks (DESIGN.md §10).
+
+Entry points:
+
+- ``await review_change(repo, base, head, *, reviewers=None, config=None)`` -> :class:`ReviewResult`
+  (``findings``, ``counts``, ``to_passport_reviews()`` for the passport's ``reviews[]``);
+- ``MergeGate(engine=…, ledger=…, forge=…, public_url=…, home=…)`` with
+  ``await gate.evaluate(org_id, policy=…, statement=…, pr=…, repository=…, publish=…)`` ->
+  :class:`GateDecision` (``id``, ``decision``, ``rules``, ``reasons``, ``to_json()``), ``refresh``,
+  ``merge_group``, ``merge``;
+- ``await judge_pull_request(gate, org_id, repository=…, number=…, policy=…, home=…)``: review a
+  forge PR, store the review run, build its passport and decide;
+- :class:`ReviewStore` / :class:`DecisionStore`, :func:`to_rdjson`, :func:`to_sarif`.
+"""
 
 from __future__ import annotations
 

@@ -24,6 +24,7 @@ from .large_diff import LargeDiffReviewer
 from .missing_tests import MissingTestsReviewer
 from .secrets import SecretsReviewer
 from .sensitive_paths import SensitivePathsReviewer
+from .static import StaticReviewer
 from .tampering import TestTamperingReviewer
 
 __all__ = [
@@ -36,6 +37,7 @@ __all__ = [
     "CommandReviewer",
     "Reviewer",
     "ReviewerFactory",
+    "StaticReviewer",
     "create_reviewer",
     "register_reviewer",
     "resolve_reviewers",
