@@ -12,6 +12,7 @@ from typing import Any
 from judge import MergeGate
 from passport import PassportStore
 from policies import PolicyError, load_policy
+from writgate.settings import Settings
 
 from ..context import StageContext
 from ..errors import StageFailure
@@ -44,7 +45,8 @@ async def run_gate(ctx: StageContext) -> Mapping[str, Any]:
     forge = ctx.services["forge_for"](ctx.org_id)
     pr_ref = change.get("pullRequest")
     pr = await forge.get_pull_request(repository, int(pr_ref["number"])) if pr_ref else None
-    gate = MergeGate(engine=ctx.engine, ledger=ctx.ledger, forge=forge)
+    settings = ctx.settings or Settings.from_env()
+    gate = MergeGate(engine=ctx.engine, ledger=ctx.ledger, forge=forge, home=settings.home)
     decision = await gate.evaluate(
         ctx.org_id,
         policy=policy,
