@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import time
 from collections.abc import Callable, Iterator
@@ -13,6 +14,7 @@ from typing import Any
 
 import anyio
 import httpx
+import pytest
 from playwright.sync_api import BrowserContext, Page, sync_playwright
 
 from forge.local import LocalForge
@@ -106,7 +108,15 @@ def dashboard_server(home: Path) -> Iterator[Dashboard]:
 
 @contextmanager
 def chromium(user_data_dir: Path) -> Iterator[BrowserContext]:
-    """Debian's Chromium, headless, with a fresh profile in ``user_data_dir``."""
+    """Debian's Chromium, headless, with a fresh profile in ``user_data_dir``.
+
+    Missing Chromium fails in CI (``scripts/test`` installs it) and skips on a developer machine.
+    """
+    if not Path(CHROMIUM).exists():
+        message = f"{CHROMIUM} is missing: apt-get install -y chromium"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
     with sync_playwright() as playwright:
         context = playwright.chromium.launch_persistent_context(
             str(user_data_dir),
