@@ -36,6 +36,7 @@ def server(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[http
     monkeypatch.setenv("WRITGATE_WEBHOOKS_ALLOW_PRIVATE", "1")
     monkeypatch.setenv("WRITGATE_WEBHOOKS_RETRY_SCHEDULE", "100ms,100ms,100ms")
     monkeypatch.setenv("WRITGATE_WEBHOOKS_POLL", "100ms")
+    monkeypatch.setenv("WRITGATE_WEBHOOKS_SUBSCRIPTION_CACHE", "50ms")
     headers = {"Authorization": f"Bearer {create_api_key(settings, 'default')}"}
     other = create_api_key(settings, "other")
     with (

@@ -24,22 +24,26 @@ from tests.support.webhook_receiver import Received, webhook_receiver
 from writgate import db
 from writgate.app.database import Database
 from writgate.errors import ConflictError, NotFoundError
+from writgate.ledger import Ledger
 from writgate.webhooks import (
     AttemptResult,
     CircuitPolicy,
     Deliverer,
     RetrySchedule,
+    SecretBox,
     WebhookStore,
     attach,
 )
-from writgate.webhooks.tables import webhook_endpoints
+from writgate.webhooks.tables import webhook_deliveries, webhook_endpoints
 
 pytestmark = pytest.mark.anyio
 
 
 @pytest.fixture
 def store(database: Database, tmp_path: Any) -> WebhookStore:
-    return attach(database.ledger, home=tmp_path / "home")
+    store = attach(database.ledger, home=tmp_path / "home")
+    store.subscription_cache_seconds = 0.05  # keep the cache on, but keep tests quick
+    return store
 
 
 def fast_deliverer(store: WebhookStore, *, retries: int = 20, **options: Any) -> Deliverer:
@@ -486,5 +490,73 @@ async def test_settled_deliveries_are_pruned_after_the_retention(
     await emit(database, "acme", "run_3", "run.queued")  # pending for the second endpoint
     assert await store.prune(finished_before=datetime.now(UTC) - timedelta(hours=1)) == 0
     assert await store.prune(finished_before=datetime.now(UTC) + timedelta(seconds=1)) == 2
+    # An orphan (its endpoint deleted while a stale cache still enqueued for it) goes too.
+    async with database.ledger.transaction() as conn:
+        await conn.execute(
+            webhook_deliveries.insert().values(
+                id="msg_orphan",
+                org_id="acme",
+                endpoint_id="whk_gone",
+                event_type="run.queued",
+                body="{}",
+                status="pending",
+                attempts=0,
+                round_attempts=0,
+                next_attempt_at=datetime.now(UTC),
+                created_at=datetime.now(UTC) - timedelta(minutes=5),
+            )
+        )
+    assert await store.prune(finished_before=datetime.now(UTC)) == 1
     items, _ = await store.list_deliveries("acme", endpoint.id)
     assert [d.subject_id for d in items] == ["run_3"] and items[0].status == "pending"
+
+
+async def test_a_subscription_change_reaches_other_processes_before_it_returns(
+    database: Database, store: WebhookStore, tmp_path: Any
+) -> None:
+    # A second ledger with its own webhook store stands for another process on the database.
+    other_ledger = Ledger(engine=database.engine)
+    other = WebhookStore(
+        engine=database.engine,
+        ledger=other_ledger,
+        box=SecretBox.from_env(tmp_path / "home"),
+        subscription_cache_seconds=0.5,
+    )
+    other.install()
+
+    async def emit_elsewhere(subject: str) -> None:
+        async with other_ledger.transaction() as conn:
+            await other_ledger.append(conn, org_id="acme", subject_id=subject, type="run.queued")
+
+    await emit_elsewhere("run_0")  # the other process now caches "no endpoints" for acme
+    store.subscription_cache_seconds = 0.5  # the same cache time everywhere, as configured
+    endpoint, _ = await store.create("acme", url="http://127.0.0.1:9/", event_types=["run.*"])
+    await emit_elsewhere("run_1")  # right after create returned
+    items, _ = await store.list_deliveries("acme", endpoint.id)
+    assert [d.subject_id for d in items] == ["run_1"]
+
+    # Control: a change that does not wait is missed by the other process's cache.
+    await emit_elsewhere("run_2")  # refreshes the other cache: one endpoint
+    store.subscription_cache_seconds = 0
+    second, _ = await store.create("acme", url="http://127.0.0.1:9/b", event_types=["run.*"])
+    await emit_elsewhere("run_3")
+    missed, _ = await store.list_deliveries("acme", second.id)
+    assert missed == []
+    await anyio.sleep(0.6)
+    await emit_elsewhere("run_4")
+    seen, _ = await store.list_deliveries("acme", second.id)
+    assert [d.subject_id for d in seen] == ["run_4"]
+
+    # Deleting waits too; rows a stale cache enqueued meanwhile are pruned as orphans.
+    store.subscription_cache_seconds = 0.5
+    await store.delete("acme", endpoint.id)
+    await emit_elsewhere("run_5")
+    async with db.read(database.engine) as conn:
+        rows = (
+            await conn.execute(
+                select(webhook_deliveries.c.id).where(
+                    webhook_deliveries.c.endpoint_id == endpoint.id
+                )
+            )
+        ).all()
+    assert rows == []

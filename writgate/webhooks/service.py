@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import weakref
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -9,13 +10,14 @@ from typing import Any
 
 from writgate.ledger import Ledger
 
-from .delivery import Deliverer
+from .delivery import Deliverer, parse_duration
 from .destinations import allow_private_from_env, resolve
 from .signing import SecretBox
 from .store import Delivery, Endpoint, WebhookStore
 
 __all__ = ["WebhookService", "attach", "deliverer_for"]
 
+_CACHE_ENV = "WRITGATE_WEBHOOKS_SUBSCRIPTION_CACHE"
 _STORES: weakref.WeakKeyDictionary[Ledger, WebhookStore] = weakref.WeakKeyDictionary()
 
 
@@ -23,7 +25,13 @@ def attach(ledger: Ledger, *, home: Path) -> WebhookStore:
     """The webhook store of ``ledger``, installed as its append hook on first call."""
     store = _STORES.get(ledger)
     if store is None:
-        store = WebhookStore(engine=ledger.engine, ledger=ledger, box=SecretBox.from_env(home))
+        options = {}
+        cache = os.environ.get(_CACHE_ENV)
+        if cache:
+            options["subscription_cache_seconds"] = parse_duration(cache, name=_CACHE_ENV)
+        store = WebhookStore(
+            engine=ledger.engine, ledger=ledger, box=SecretBox.from_env(home), **options
+        )
         store.install()
         _STORES[ledger] = store
     return store

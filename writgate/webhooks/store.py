@@ -9,11 +9,13 @@ report each attempt with :meth:`WebhookStore.finish_attempt`.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import anyio
 from sqlalchemy import Row, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -36,6 +38,9 @@ __all__ = [
 ]
 
 MAX_DESCRIPTION = 500
+# How long a process trusts its view of an org's subscriptions (saves a query per event);
+# changing a subscription waits this long before it returns, so that every process sees it.
+DEFAULT_SUBSCRIPTION_CACHE_SECONDS = 1.0
 _ERROR_CHARS = 500
 DISABLED_EVENT = "webhook.endpoint_disabled"
 
@@ -188,11 +193,21 @@ class EndpointTarget:
 class WebhookStore:
     """Endpoints, outbox rows and attempts of every org."""
 
-    def __init__(self, *, engine: AsyncEngine, ledger: Ledger, box: SecretBox):
+    def __init__(
+        self,
+        *,
+        engine: AsyncEngine,
+        ledger: Ledger,
+        box: SecretBox,
+        subscription_cache_seconds: float = DEFAULT_SUBSCRIPTION_CACHE_SECONDS,
+    ):
         self.engine = engine
         self.ledger = ledger
         self.box = box
+        self.subscription_cache_seconds = subscription_cache_seconds
         self._on_enqueue: list[Callable[[], None]] = []
+        # org -> (expires at, [(endpoint id, patterns)]): the hook's view of the subscriptions.
+        self._subscriptions: dict[str, tuple[float, list[tuple[str, list[str]]]]] = {}
 
     def install(self) -> None:
         """Write outbox rows for every event the ledger appends from now on."""
@@ -210,6 +225,35 @@ class WebhookStore:
 
     async def on_append(self, conn: AsyncConnection, org_id: str, event: Event) -> None:
         """Insert one outbox row per enabled endpoint of ``org_id`` subscribed to ``event``."""
+        subscriptions = await self._subscriptions_of(conn, org_id)
+        targets = [id for id, patterns in subscriptions if matches(patterns, event.type)]
+        if not targets:
+            return
+        body = payload_body(event.type, event.at, event_data(event))
+        now = _now()
+        rows = [
+            _delivery_values(
+                org_id=org_id,
+                endpoint_id=endpoint_id,
+                event_type=event.type,
+                subject_id=event.subject_id,
+                seq=event.seq,
+                body=body,
+                now=now,
+            )
+            for endpoint_id in targets
+        ]
+        # One row is the common case: a plain execute is cheaper than an executemany.
+        await conn.execute(webhook_deliveries.insert(), rows[0] if len(rows) == 1 else rows)
+        self._kick()
+
+    async def _subscriptions_of(
+        self, conn: AsyncConnection, org_id: str
+    ) -> list[tuple[str, list[str]]]:
+        now = time.monotonic()
+        cached = self._subscriptions.get(org_id)
+        if cached is not None and cached[0] > now:
+            return cached[1]
         rows = (
             await conn.execute(
                 select(webhook_endpoints.c.id, webhook_endpoints.c.event_types).where(
@@ -217,27 +261,23 @@ class WebhookStore:
                 )
             )
         ).all()
-        targets = [row.id for row in rows if matches(row.event_types, event.type)]
-        if not targets:
-            return
-        body = payload_body(event.type, event.at, event_data(event))
-        now = _now()
-        await conn.execute(
-            webhook_deliveries.insert(),
-            [
-                _delivery_values(
-                    org_id=org_id,
-                    endpoint_id=endpoint_id,
-                    event_type=event.type,
-                    subject_id=event.subject_id,
-                    seq=event.seq,
-                    body=body,
-                    now=now,
-                )
-                for endpoint_id in targets
-            ],
-        )
-        self._kick()
+        found = [(str(row.id), list(row.event_types)) for row in rows]
+        if self.subscription_cache_seconds > 0:
+            if len(self._subscriptions) > 10_000:
+                self._subscriptions.clear()
+            self._subscriptions[org_id] = (now + self.subscription_cache_seconds, found)
+        return found
+
+    async def _subscriptions_changed(self, org_id: str) -> None:
+        """Forget ``org_id``'s cached subscriptions, then wait until other processes have too.
+
+        Every process caches an org's subscriptions for ``subscription_cache_seconds``; once
+        a change to them returns, each process's next event sees the change.
+        """
+        self._subscriptions.pop(org_id, None)
+        if self.subscription_cache_seconds > 0:
+            await anyio.sleep(self.subscription_cache_seconds)
+        self._subscriptions.pop(org_id, None)
 
     # -- endpoints -------------------------------------------------------------------------
 
@@ -270,6 +310,7 @@ class WebhookStore:
                     updated_at=now,
                 )
             )
+        await self._subscriptions_changed(org_id)
         return await self.get(org_id, endpoint_id), secret
 
     async def get(self, org_id: str, endpoint_id: str) -> Endpoint:
@@ -330,6 +371,8 @@ class WebhookStore:
                     .where(webhook_endpoints.c.id == endpoint_id)
                     .values(**values)
                 )
+        if {"event_types", "enabled"} & set(values):
+            await self._subscriptions_changed(org_id)
         if enabled:
             self._kick()
         return await self.get(org_id, endpoint_id)
@@ -347,6 +390,7 @@ class WebhookStore:
             await conn.execute(
                 delete(webhook_endpoints).where(webhook_endpoints.c.id == endpoint_id)
             )
+        await self._subscriptions_changed(org_id)
 
     async def rotate_secret(
         self, org_id: str, endpoint_id: str, *, grace_seconds: float
@@ -539,6 +583,22 @@ class WebhookStore:
                 .scalars()
                 .all()
             )
+            # Rows a process enqueued from its cache for an endpoint deleted meanwhile.
+            orphans = (
+                (
+                    await conn.execute(
+                        select(d.c.id)
+                        .where(
+                            d.c.created_at < finished_before,
+                            d.c.endpoint_id.not_in(select(webhook_endpoints.c.id)),
+                        )
+                        .limit(limit)
+                    )
+                )
+                .scalars()
+                .all()
+            )
+            ids = [*ids, *orphans]
             if ids:
                 await conn.execute(
                     delete(webhook_attempts).where(webhook_attempts.c.delivery_id.in_(ids))
@@ -717,6 +777,7 @@ class WebhookStore:
             .where(e.c.id == claim.endpoint_id)
             .values(enabled=False, disabled_reason=reason, disabled_at=result.at)
         )
+        self._subscriptions.pop(claim.org_id, None)  # others stop enqueuing within the cache time
         await self.ledger.append(
             conn,
             org_id=claim.org_id,
