@@ -356,3 +356,17 @@ async def test_concurrent_creates_on_one_repository_share_a_sound_mirror(
         assert len(mirrors) == 1
         fsck = await anyio.run_process(["git", "-C", str(mirrors[0]), "fsck"], check=False)
         assert fsck.returncode == 0, fsck.stderr
+
+
+async def test_writgates_own_operations_are_not_bound_by_the_agents_wall_clock(
+    provider: SandboxProvider, repo: Path
+) -> None:
+    sandbox = await provider.create(spec_for(repo, limits=Limits(wall_seconds=0.001)))
+    # No sandboxed process starts within 1 ms: each of these would be cut short if bound.
+    await sandbox.write_file("a.txt", b"x" * 1_000_000)
+    assert len(await sandbox.read_file("a.txt")) == 1_000_000
+    assert b"a.txt" in await sandbox.diff()
+    assert len(await sandbox.head()) == 40
+    slow = await sandbox.exec(["sleep", "5"])
+    assert slow.timed_out
+    await sandbox.close()

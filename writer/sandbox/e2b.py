@@ -55,6 +55,7 @@ log = logging.getLogger(__name__)
 ALL_TRAFFIC = "0.0.0.0/0"
 WORKDIR = "/home/user/workspace"
 _BUNDLE = "/tmp/writgate-workspace.bundle"
+_INTERNAL_SECONDS = 600.0  # checkout, diff and head
 _DEFAULT_LIFETIME = 3600  # seconds an E2B sandbox lives before its first keep_alive
 _META_BASE = "writgate.base"
 _META_WORKDIR = "writgate.workdir"
@@ -306,7 +307,7 @@ rm -f "$2"
         result = await self._run_shell(
             ["sh", "-c", script, "sh", WORKDIR, _BUNDLE, bundle_ref, base, branch or ""],
             cwd="/",
-            timeout=600,
+            internal=True,
         )
         if result.exit_code != 0:
             raise SandboxSetupError(f"cannot check the workspace out: {result.stderr.strip()}")
@@ -403,7 +404,7 @@ rm -f "$2"
         command = [*prlimit_prefix(self._limits, with_process_limits=True), *argv]
         return await self._run_shell(
             command, env=env, cwd=cwd, timeout=timeout, on_output=on_output, stdin=stdin
-        )
+        )  # the agent's command: bound by the sandbox's wall clock
 
     async def _run_shell(
         self,
@@ -414,10 +415,15 @@ rm -f "$2"
         timeout: float | None = None,
         on_output: OutputSink | None = None,
         stdin: bytes | None = None,
+        internal: bool = False,
     ) -> ExecResult:
         e2b = _sdk()
-        limits = [t for t in (timeout, self._limits.wall_seconds) if t is not None]
-        deadline = min(limits) if limits else None
+        deadline: float | None
+        if internal:  # writgate's own git and file operations are not the agent's wall clock
+            deadline = timeout or _INTERNAL_SECONDS
+        else:
+            limits = [t for t in (timeout, self._limits.wall_seconds) if t is not None]
+            deadline = min(limits) if limits else None
         line = shlex.join(argv)
         if stdin is not None:
             path = f"/tmp/writgate-stdin-{time.monotonic_ns()}"
@@ -494,17 +500,17 @@ rm -f "$2"
         result = await self._run_shell(
             ["sh", "-c", f'{{\n{DIFF_SCRIPT}\n}} > "$2"', "sh", base, output],
             env=_GIT_ENV,
-            timeout=600,
+            internal=True,
         )
         if result.exit_code != 0:
             raise SandboxError(f"git diff failed in the sandbox: {result.stderr.strip()}")
         data = await self.read_file(output)
-        await self._run_shell(["rm", "-f", output])
+        await self._run_shell(["rm", "-f", output], internal=True)
         return data
 
     async def head(self) -> str:
         """The commit the workspace is at."""
-        result = await self._run_shell(["git", "rev-parse", "HEAD"], env=_GIT_ENV)
+        result = await self._run_shell(["git", "rev-parse", "HEAD"], env=_GIT_ENV, internal=True)
         if result.exit_code != 0:
             raise SandboxError(f"git rev-parse failed in the sandbox: {result.stderr.strip()}")
         return result.stdout.strip()
