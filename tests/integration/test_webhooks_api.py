@@ -5,6 +5,9 @@ SQLite and PostgreSQL; every delivery is verified with the ``standardwebhooks`` 
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -272,3 +275,46 @@ def test_openapi_documents_the_webhook_payloads(server: httpx.Client) -> None:
     headers = {p["name"] for p in run["parameters"] if p["in"] == "header"}
     assert headers == {"webhook-id", "webhook-timestamp", "webhook-signature"}
     assert "/api/v1/webhooks/{webhook_id}/deliveries/{delivery_id}/redeliver" in document["paths"]
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_schemathesis_finds_no_server_error_in_the_webhook_api(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("WRITGATE_WEBHOOKS_SUBSCRIPTION_CACHE", "0")
+    key = create_api_key(settings, "fuzz")
+    with running_server(settings) as url:
+        # One real endpoint so that the item routes meet an existing id too.
+        created = httpx.post(
+            f"{url}/api/v1/webhooks",
+            json={"url": "https://93.184.215.14/hook", "eventTypes": ["run.*"]},
+            headers={"Authorization": f"Bearer {key}"},
+        )
+        assert created.status_code == 201, created.text
+        result = subprocess.run(
+            [
+                str(Path(sys.executable).with_name("st")),
+                "run",
+                f"{url}/openapi.json",
+                "--checks",
+                "not_a_server_error,response_schema_conformance,content_type_conformance",
+                "--header",
+                f"Authorization: Bearer {key}",
+                "--max-examples",
+                "15",
+                "--generation-deterministic",
+                "--request-timeout",
+                "30",
+                "--include-path-regex",
+                "^/api/v1/webhooks",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            stdin=subprocess.DEVNULL,
+            cwd=tmp_path,
+            env={**os.environ, "SCHEMATHESIS_HOOKS": ""},
+        )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-6000:]
+    assert "POST /api/v1/webhooks" in output, output[-3000:]
