@@ -5,8 +5,9 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from fastapi.responses import StreamingResponse
+from pydantic import Field
 
 from writgate.errors import InputError
 from writgate.sse import LedgerEvent, LedgerEventList, event_stream
@@ -28,6 +29,7 @@ _IDEMPOTENCY_KEY = re.compile(r"^[\x20-\x7e]{1,255}$")
 router = APIRouter(prefix="/api/v1/coding-agent", tags=["coding-agent"])
 
 Org = Annotated[str, Depends(request_org)]
+RunId = Annotated[str, Path(description="The run id (run_…).")]
 Writer = Annotated[WriterService, Depends(service("writer"))]
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
@@ -40,8 +42,10 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 class ModelList(Model):
     """The model catalog."""
 
-    items: list[ModelEntry]
-    next_cursor: str | None = None
+    items: list[ModelEntry] = Field(description="Every model of the catalog.")
+    next_cursor: str | None = Field(
+        default=None, description="Always null: the catalog fits in one page."
+    )
 
 
 def _status(record: Any) -> RunStatus:
@@ -63,7 +67,14 @@ async def create_run(
     org: Org,
     writer: Writer,
     response: Response,
-    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            description="1-255 printable ASCII characters; a retry with the same key and body "
+            "returns the same run (200, Idempotent-Replayed: true) instead of a new one.",
+        ),
+    ] = None,
 ) -> Run:
     """Create a run; with an Idempotency-Key, a retried create returns the same run."""
     if idempotency_key is not None and not _IDEMPOTENCY_KEY.match(idempotency_key):
@@ -87,12 +98,18 @@ async def list_runs(
     org: Org,
     writer: Writer,
     tag: Annotated[list[str] | None, Query(description="Repeatable; all must match.")] = None,
-    lifecycle: Annotated[list[Lifecycle] | None, Query()] = None,
-    repository: str | None = None,
-    intent: str | None = None,
-    parent_run_id: Annotated[str | None, Query(alias="parentRunId")] = None,
-    cursor: str | None = None,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    lifecycle: Annotated[
+        list[Lifecycle] | None, Query(description="Repeatable; any may match.")
+    ] = None,
+    repository: Annotated[str | None, Query(description="Only runs on this repository.")] = None,
+    intent: Annotated[str | None, Query(description="Only runs with this intent label.")] = None,
+    parent_run_id: Annotated[
+        str | None, Query(alias="parentRunId", description="Only runs chained from this run.")
+    ] = None,
+    cursor: Annotated[
+        str | None, Query(description="The `nextCursor` of the previous page.")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=200, description="Page size.")] = 50,
 ) -> RunList:
     """Runs of the caller's org, newest first; filter ``metadata.<key>=<value>`` too."""
     metadata = {
@@ -119,7 +136,7 @@ async def list_runs(
     summary="Get a run",
     responses=_ERRORS,
 )
-async def get_run(run_id: str, org: Org, writer: Writer) -> Run:
+async def get_run(run_id: RunId, org: Org, writer: Writer) -> Run:
     """The full run."""
     return (await writer.get(org, run_id)).to_model()
 
@@ -131,7 +148,7 @@ async def get_run(run_id: str, org: Org, writer: Writer) -> Run:
     summary="Get a run's lifecycle fields",
     responses=_ERRORS,
 )
-async def get_status(run_id: str, org: Org, writer: Writer) -> RunStatus:
+async def get_status(run_id: RunId, org: Org, writer: Writer) -> RunStatus:
     """Only the lifecycle fields, failure, session expiry and update time."""
     return _status(await writer.get(org, run_id))
 
@@ -144,11 +161,11 @@ async def get_status(run_id: str, org: Org, writer: Writer) -> RunStatus:
     responses=_ERRORS,
 )
 async def list_events(
-    run_id: str,
+    run_id: RunId,
     org: Org,
     writer: Writer,
-    after: Annotated[int, Query(ge=0)] = 0,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+    after: Annotated[int, Query(ge=0, description="Only events with a greater seq.")] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000, description="Page size.")] = 200,
 ) -> LedgerEventList:
     """Events with ``seq > after``, oldest first."""
     await writer.get(org, run_id)
@@ -178,11 +195,13 @@ async def list_events(
     },
 )
 async def stream(
-    run_id: str,
+    run_id: RunId,
     request: Request,
     org: Org,
     writer: Writer,
-    last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
+    last_event_id: Annotated[
+        str | None, Header(alias="Last-Event-ID", description="Resume after this event seq.")
+    ] = None,
 ) -> StreamingResponse:
     """Stream events; ``Last-Event-ID`` resumes after that seq with no loss or duplicate."""
     await writer.get(org, run_id)
@@ -215,7 +234,7 @@ async def stream(
     },
 )
 async def send_message(
-    run_id: str, body: FollowUpRequest, org: Org, writer: Writer, response: Response
+    run_id: RunId, body: FollowUpRequest, org: Org, writer: Writer, response: Response
 ) -> Run:
     """A follow-up turn on the warm run, or a chained run with ``fallback: chain``."""
     record, chained = await writer.send_message(org, run_id, body)
@@ -231,7 +250,7 @@ async def send_message(
     summary="Close a warm session",
     responses={409: {"description": "The run is not awaiting a follow-up."}, **_ERRORS},
 )
-async def complete(run_id: str, org: Org, writer: Writer) -> Run:
+async def complete(run_id: RunId, org: Org, writer: Writer) -> Run:
     """Close the warm session: the run succeeds."""
     return (await writer.complete(org, run_id)).to_model()
 
@@ -243,7 +262,7 @@ async def complete(run_id: str, org: Org, writer: Writer) -> Run:
     summary="Cancel a run",
     responses={409: {"description": "run_not_cancellable: the run has ended."}, **_ERRORS},
 )
-async def cancel(run_id: str, org: Org, writer: Writer) -> Run:
+async def cancel(run_id: RunId, org: Org, writer: Writer) -> Run:
     """Stop the agent and release the sandbox."""
     return (await writer.cancel(org, run_id)).to_model()
 

@@ -29,22 +29,44 @@ _DEFAULT = Path(__file__).with_name("model_catalog.yaml")
 class ModelPrices(Model):
     """Credits per million tokens."""
 
-    input_per_m_tok: float = Field(alias="inputPerMTok", ge=0)
-    output_per_m_tok: float = Field(alias="outputPerMTok", ge=0)
-    cache_read_per_m_tok: float | None = Field(default=None, alias="cacheReadPerMTok", ge=0)
+    input_per_m_tok: float = Field(
+        alias="inputPerMTok", ge=0, description="Credits per million input tokens."
+    )
+    output_per_m_tok: float = Field(
+        alias="outputPerMTok", ge=0, description="Credits per million output tokens."
+    )
+    cache_read_per_m_tok: float | None = Field(
+        default=None,
+        alias="cacheReadPerMTok",
+        ge=0,
+        description="Credits per million input tokens read from the prompt cache "
+        "(default: the input price).",
+    )
     """Input read from the prompt cache; the input price when not given."""
-    cache_write_per_m_tok: float | None = Field(default=None, alias="cacheWritePerMTok", ge=0)
+    cache_write_per_m_tok: float | None = Field(
+        default=None,
+        alias="cacheWritePerMTok",
+        ge=0,
+        description="Credits per million input tokens written to the prompt cache "
+        "(default: the input price).",
+    )
     """Input written to the prompt cache; the input price when not given."""
 
 
 class ModelEntry(Model):
     """One model of the catalog; its first driver is the default."""
 
-    id: str
-    provider: str
-    drivers: list[str] = Field(min_length=1)
-    prices: ModelPrices
-    agent_models: dict[str, str] = Field(default_factory=dict, alias="agentModels")
+    id: str = Field(description="Catalog id, e.g. anthropic/claude-sonnet-4.6.")
+    provider: str = Field(description="The model's provider.")
+    drivers: list[str] = Field(
+        min_length=1, description="Agent drivers that can run it, the default first."
+    )
+    prices: ModelPrices = Field(description="Credit prices.")
+    agent_models: dict[str, str] = Field(
+        default_factory=dict,
+        alias="agentModels",
+        description="The model's name for each agent CLI.",
+    )
     """The model's name for each agent CLI (``claude-code: claude-sonnet-4-6``); by default
     the id without its provider for claude-code and codex, the id itself for the others."""
 

@@ -166,8 +166,12 @@ class Resources(Model):
 class Safety(Model):
     """Sandbox network and resource limits."""
 
-    network: NetworkSafety = Field(default_factory=NetworkSafety)
-    resources: Resources = Field(default_factory=Resources)
+    network: NetworkSafety = Field(
+        default_factory=NetworkSafety, description="Network policy of the sandbox."
+    )
+    resources: Resources = Field(
+        default_factory=Resources, description="Budgets the host enforces."
+    )
 
 
 class CreateRunRequest(Model):
@@ -188,13 +192,17 @@ class CreateRunRequest(Model):
     agent: AgentSpec | None = Field(
         default=None, description="Agent driver; default from the model."
     )
-    billing: Billing = Field(default_factory=Billing)
-    publish: PublishSpec = Field(default_factory=PublishSpec)
+    billing: Billing = Field(default_factory=Billing, description="Who pays for the model.")
+    publish: PublishSpec = Field(
+        default_factory=PublishSpec, description="What happens to the change after the last turn."
+    )
     validation_mode: Literal["none", "tests", "lint", "tests_and_lint"] = Field(
         default="none", description="What to validate after each turn."
     )
-    session: SessionSpec = Field(default_factory=SessionSpec)
-    safety: Safety = Field(default_factory=Safety)
+    session: SessionSpec = Field(default_factory=SessionSpec, description="Warm-session settings.")
+    safety: Safety = Field(
+        default_factory=Safety, description="Sandbox network and resource limits."
+    )
     base_ref: str | None = Field(
         default=None, max_length=255, description="Branch or commit to start from (default branch)."
     )
@@ -264,56 +272,79 @@ class Intent(Model):
 class Usage(Model):
     """What the run consumed."""
 
-    turns: int = 0
-    credits: float = 0.0
-    input_tokens: int = 0
-    output_tokens: int = 0
+    turns: int = Field(default=0, description="Turns run so far.")
+    credits: float = Field(
+        default=0.0,
+        description="Credits consumed, from the reported usage and the catalog's prices.",
+    )
+    input_tokens: int = Field(default=0, description="Input tokens the agent reported.")
+    output_tokens: int = Field(default=0, description="Output tokens the agent reported.")
     reported: bool = Field(default=True, description="False when the agent reports no usage.")
 
 
 class ValidationOutcome(Model):
     """Result of the validation commands after a turn."""
 
-    result: Literal["PASSED", "WARNED", "FAILED", "SKIPPED"]
-    command: str | None = None
-    exit_code: int | None = None
-    passed: int | None = None
-    failed: int | None = None
-    skipped: int | None = None
-    errors: int | None = None
-    output_tail: str | None = None
+    result: Literal["PASSED", "WARNED", "FAILED", "SKIPPED"] = Field(
+        description="PASSED, WARNED, FAILED or SKIPPED."
+    )
+    command: str | None = Field(default=None, description="The validation command that ran.")
+    exit_code: int | None = Field(default=None, description="Its exit code.")
+    passed: int | None = Field(
+        default=None, description="Passed tests (from a JUnit XML report, when there is one)."
+    )
+    failed: int | None = Field(default=None, description="Failed tests.")
+    skipped: int | None = Field(default=None, description="Skipped tests.")
+    errors: int | None = Field(default=None, description="Tests that errored.")
+    output_tail: str | None = Field(default=None, description="The end of the command's output.")
 
 
 class Turn(Model):
     """One instruction and its outcome."""
 
-    number: int
-    instruction_sha256: str
-    started_at: datetime
-    finished_at: datetime | None = None
-    exit_code: int | None = None
-    outcome: Literal["running", "succeeded", "failed", "cancelled"] = "running"
-    failure: Failure | None = None
-    validation: ValidationOutcome | None = None
+    number: int = Field(description="1 for the prompt, then one per follow-up.")
+    instruction_sha256: str = Field(
+        description="sha256 of the turn's instruction (the text itself is not repeated)."
+    )
+    started_at: datetime = Field(description="When the turn started.")
+    finished_at: datetime | None = Field(
+        default=None, description="When it ended (null while running)."
+    )
+    exit_code: int | None = Field(default=None, description="The agent process's exit code.")
+    outcome: Literal["running", "succeeded", "failed", "cancelled"] = Field(
+        default="running", description="running, succeeded, failed or cancelled."
+    )
+    failure: Failure | None = Field(default=None, description="Why the turn failed, if it did.")
+    validation: ValidationOutcome | None = Field(
+        default=None, description="Validation after the turn, if any ran."
+    )
 
 
 class PullRequestRef(Model):
     """The PR the run opened."""
 
-    number: int
-    url: str
-    draft: bool
+    number: int = Field(description="Pull request number on the forge.")
+    url: str = Field(description="Its web URL.")
+    draft: bool = Field(description="Whether it was opened as a draft.")
 
 
 class RunResult(Model):
     """What the run produced."""
 
-    branch: str | None = None
-    base_sha: str | None = None
-    head_sha: str | None = None
-    diff_stats: dict[str, int] | None = None
-    pull_request: PullRequestRef | None = None
-    validation: ValidationOutcome | None = None
+    branch: str | None = Field(
+        default=None, description="The pushed branch (writgate/<short id>-<slug>)."
+    )
+    base_sha: str | None = Field(default=None, description="The commit the run started from.")
+    head_sha: str | None = Field(default=None, description="The commit with the run's change.")
+    diff_stats: dict[str, int] | None = Field(
+        default=None, description="files, insertions and deletions of the change."
+    )
+    pull_request: PullRequestRef | None = Field(
+        default=None, description="The pull request the run opened."
+    )
+    validation: ValidationOutcome | None = Field(
+        default=None, description="The last validation outcome."
+    )
     agent_session: str | None = Field(
         default=None,
         description="The agent CLI's own session (thread) id; follow-up turns resume it.",
@@ -323,54 +354,70 @@ class RunResult(Model):
 class SessionInfo(Model):
     """The warm session."""
 
-    keep_warm_seconds: int
-    sandbox_id: str | None = None
-    expires_at: datetime | None = None
+    keep_warm_seconds: int = Field(description="How long the sandbox stays warm after a turn.")
+    sandbox_id: str | None = Field(
+        default=None, description="The warm sandbox, while there is one."
+    )
+    expires_at: datetime | None = Field(
+        default=None, description="When the warm window ends (awaiting_follow_up only)."
+    )
 
 
 class RunStatus(Model):
     """``GET /runs/{id}/status``: cheap to poll."""
 
-    id: str
-    lifecycle: Lifecycle
-    terminal: bool
-    awaiting_follow_up: bool
-    can_follow_up: bool
-    next_actions: list[NextAction]
-    failure: Failure | None = None
-    session: SessionInfo
-    updated_at: datetime
+    id: str = Field(description="The run id (run_…).")
+    lifecycle: Lifecycle = Field(description="Where the run is in its lifecycle.")
+    terminal: bool = Field(description="True once the run can change no more.")
+    awaiting_follow_up: bool = Field(
+        description="True while the warm session waits for a follow-up."
+    )
+    can_follow_up: bool = Field(description="Whether POST /runs/{id}/messages continues this run.")
+    next_actions: list[NextAction] = Field(
+        description="What the client may do next, computed from the state."
+    )
+    failure: Failure | None = Field(
+        default=None, description="Why the run failed (failed runs only)."
+    )
+    session: SessionInfo = Field(description="The warm session.")
+    updated_at: datetime = Field(description="When the run last changed.")
 
 
 class Run(RunStatus):
     """A full run: contract, lifecycle, usage, turns, result and chain."""
 
     created: bool | None = Field(default=None, description="Create responses only: a new run?")
-    repository: str
-    title: str
-    tags: list[str]
-    metadata: dict[str, Any]
-    prompt: str
-    model_id: str | None
-    agent: AgentSpec
-    billing: Billing
-    publish: PublishSpec
-    validation_mode: str
-    safety: Safety
-    base_ref: str | None = None
-    intent: Intent
-    usage: Usage
-    turns: list[Turn]
-    result: RunResult
-    parent_run_id: str | None = None
+    repository: str = Field(description="The repository the run works on.")
+    title: str = Field(description="The run's title.")
+    tags: list[str] = Field(description="Normalized tags.")
+    metadata: dict[str, Any] = Field(description="Flat metadata given at creation.")
+    prompt: str = Field(description="The instruction of the first turn.")
+    model_id: str | None = Field(description="Model catalog id.")
+    agent: AgentSpec = Field(description="The agent driver running the turns.")
+    billing: Billing = Field(description="Who pays for the model.")
+    publish: PublishSpec = Field(description="What happens to the change after the last turn.")
+    validation_mode: str = Field(description="What is validated after each turn.")
+    safety: Safety = Field(description="Sandbox network and resource limits.")
+    base_ref: str | None = Field(default=None, description="Branch or commit the run started from.")
+    intent: Intent = Field(description="Deterministic classification of the change.")
+    usage: Usage = Field(description="What the run consumed.")
+    turns: list[Turn] = Field(description="Every turn, oldest first.")
+    result: RunResult = Field(description="What the run produced.")
+    parent_run_id: str | None = Field(
+        default=None, description="The run this chained run continues."
+    )
     chain: list[str] = Field(description="Ancestor run ids, oldest first.")
-    created_at: datetime
-    started_at: datetime | None = None
-    finished_at: datetime | None = None
+    created_at: datetime = Field(description="When the run was created.")
+    started_at: datetime | None = Field(default=None, description="When its first turn started.")
+    finished_at: datetime | None = Field(
+        default=None, description="When it reached a terminal state."
+    )
 
 
 class RunList(Model):
     """A page of runs."""
 
-    items: list[Run]
-    next_cursor: str | None = None
+    items: list[Run] = Field(description="Runs, newest first.")
+    next_cursor: str | None = Field(
+        default=None, description="Pass as `cursor` for the next page; null on the last page."
+    )

@@ -50,7 +50,7 @@ class LedgerEventList(BaseModel):
 
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
 
-    items: list[LedgerEvent]
+    items: list[LedgerEvent] = Field(description="Events, oldest first.")
     next_cursor: str | None = Field(default=None, description="Pass as `after` for more.")
 
 

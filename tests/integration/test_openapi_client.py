@@ -162,3 +162,51 @@ def test_every_error_response_is_a_documented_problem() -> None:
         path for path, _, operation in _operations(document) if not operation.get("security")
     ]
     assert unauthenticated == ["/api/v1/forge/github/webhook"]
+
+
+def _schemas_reached(document: dict[str, Any], operations: list[dict[str, Any]]) -> set[str]:
+    schemas = document["components"]["schemas"]
+    todo = set(re.findall(r'"#/components/schemas/([^"]+)"', json.dumps(operations)))
+    seen: set[str] = set()
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        todo |= set(re.findall(r'"#/components/schemas/([^"]+)"', json.dumps(schemas[name])))
+    return seen
+
+
+def _described(spec: dict[str, Any], schemas: dict[str, Any]) -> bool:
+    """A property is described by its own description or, for a reference to a component
+    (pydantic leaves the field's description off a bare $ref), by that component's."""
+    if spec.get("description"):
+        return True
+    ref = spec.get("$ref")
+    return bool(ref and schemas[ref.rsplit("/", 1)[1]].get("description"))
+
+
+def test_the_run_api_describes_every_field_and_parameter() -> None:
+    document = _document()
+    operations = [
+        operation
+        for path, _, operation in _operations(document)
+        if path.startswith("/api/v1/coding-agent/")
+    ]
+    undocumented = [
+        f"{operation['operationId']}: {parameter['name']}"
+        for operation in operations
+        for parameter in operation.get("parameters", [])
+        if not parameter.get("description")
+    ]
+    assert undocumented == []
+    schemas = document["components"]["schemas"]
+    missing = [
+        f"{name}.{field}"
+        for name in sorted(_schemas_reached(document, operations))
+        for field, spec in (schemas[name].get("properties") or {}).items()
+        if not _described(spec, schemas)
+    ]
+    assert missing == []
+    for operation in operations:
+        assert operation.get("summary") and operation.get("description"), operation["operationId"]
