@@ -589,6 +589,7 @@ class WebhookStore:
                     await conn.execute(
                         select(d.c.id)
                         .where(
+                            d.c.status == "pending",  # an orphan is never attempted
                             d.c.created_at < finished_before,
                             d.c.endpoint_id.not_in(select(webhook_endpoints.c.id)),
                         )
