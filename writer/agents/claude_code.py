@@ -51,6 +51,18 @@ def _usage(data: Any, cost: Any = None) -> TurnUsage:
     )
 
 
+def _replace(total: TurnUsage, old: TurnUsage, new: TurnUsage) -> TurnUsage:
+    """``total`` with ``old`` (one API call's usage) replaced by ``new``."""
+    return TurnUsage(
+        input_tokens=total.input_tokens - old.input_tokens + new.input_tokens,
+        output_tokens=total.output_tokens - old.output_tokens + new.output_tokens,
+        cache_read_tokens=total.cache_read_tokens - old.cache_read_tokens + new.cache_read_tokens,
+        cache_write_tokens=total.cache_write_tokens
+        - old.cache_write_tokens
+        + new.cache_write_tokens,
+    )
+
+
 def _text_of(content: Any) -> str:
     """The text of a tool result's ``content`` (a string or a list of blocks)."""
     if isinstance(content, str):
@@ -105,11 +117,13 @@ class ClaudeCodeParser(StreamParser):
             return []
         if self._final is None and isinstance(message.get("usage"), dict):
             key = str(message.get("id") or len(self._per_message))
-            self._per_message[key] = _usage(message["usage"])
-            total = TurnUsage()
-            for usage in self._per_message.values():
-                total = total + usage
-            self.usage = total
+            usage = _usage(message["usage"])
+            previous = self._per_message.get(key)
+            self._per_message[key] = usage
+            if previous is None:
+                self.usage = self.usage + usage
+            elif previous != usage:  # the same API call, printed again with newer counts
+                self.usage = _replace(self.usage, previous, usage)
         events: list[ParsedEvent] = []
         for block in message.get("content") or []:
             if not isinstance(block, dict):
