@@ -52,7 +52,7 @@ async def login(request: Request) -> Response:
     form = await read_form(request, None)
     target = local_path(form.get("next"))
     try:
-        session, cookie = await sessions(request).login(form.get("key", ""))
+        _session, cookie = await sessions(request).login(form.get("key", ""))
     except Unauthorized:
         return page(
             request,
@@ -65,7 +65,6 @@ async def login(request: Request) -> Response:
     set_cookie(request, response, SESSION_COOKIE, cookie, manager.lifetime)
     # A new CSRF nonce at login: a token seen before the login is worthless after it.
     set_cookie(request, response, CSRF_COOKIE, SessionManager.new_nonce(), 30 * 24 * 3600)
-    del session
     return response
 
 

@@ -163,7 +163,6 @@ def page(
     flash = manager.read_flash(request.cookies.get(FLASH_COOKIE))
     html = _ENV.get_template(template).render(
         {
-            "request": request,
             "viewer": found,
             "csrf_token": manager.csrf_token(nonce, found.session.session_id if found else ""),
             "flash": flash,
