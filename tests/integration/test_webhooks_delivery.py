@@ -560,3 +560,16 @@ async def test_a_subscription_change_reaches_other_processes_before_it_returns(
             )
         ).all()
     assert rows == []
+
+
+async def test_a_binary_response_is_logged_readably(
+    database: Database, store: WebhookStore
+) -> None:
+    with webhook_receiver(lambda _r: (500, b"a\x00b\xff")) as receiver:
+        endpoint, _ = await store.create("acme", url=receiver.url, event_types=["*"])
+        await emit(database, "acme", "run_1", "run.queued")
+        assert await fast_deliverer(store).run_once() == 1
+    items, _ = await store.list_deliveries("acme", endpoint.id)
+    delivery = await store.get_delivery("acme", items[0].id)
+    assert delivery.attempts == 1
+    assert delivery.attempt_log[0].response_body == "a\ufffdb\ufffd"

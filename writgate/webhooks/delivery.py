@@ -227,7 +227,6 @@ class Deliverer:
             await asyncio.wait_for(self._wake.wait(), timeout=interval)
         except TimeoutError:
             pass
-        self._wake.clear()
 
     # -- serving ---------------------------------------------------------------------------
 
@@ -247,6 +246,7 @@ class Deliverer:
         async with self._client() as client, anyio.create_task_group() as tg:
             task_status.started()
             while True:
+                self._wake.clear()  # before looking: a wake-up from now on is not lost
                 await self._prune_when_due()
                 free = self.concurrency - self._in_flight
                 claims: list[Claim] = []
@@ -366,7 +366,12 @@ class Deliverer:
             return _failed(f"timed out ({type(exc).__name__})", started, at)
         except httpx.HTTPError as exc:
             return _failed(f"{type(exc).__name__}: {_first_line(exc)}", started, at)
+        except Exception as exc:  # e.g. httpx.InvalidURL, ssl errors: a failed attempt, logged
+            log.warning("webhook delivery %s failed unexpectedly: %r", claim.id, exc)
+            return _failed(f"{type(exc).__name__}: {_first_line(exc)}", started, at)
+        # PostgreSQL text cannot hold NUL: an odd response must not make the attempt unloggable.
         text = received[: self.logged_response_bytes].decode("utf-8", "replace")
+        text = text.replace("\x00", "\ufffd")
         if len(received) > self.logged_response_bytes:
             text += "…"
         ok = 200 <= status < 300

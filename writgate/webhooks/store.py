@@ -846,4 +846,5 @@ def _description(value: str) -> str:
 def _clip(text: str | None) -> str | None:
     if text is None:
         return None
+    text = text.replace("\x00", "\ufffd")  # PostgreSQL text cannot hold NUL
     return text if len(text) <= _ERROR_CHARS else text[: _ERROR_CHARS - 1] + "…"
