@@ -219,3 +219,14 @@ def test_passport_signatures_are_checked_against_the_trusted_keys(tmp_path: Path
     assert refused.verified is False and "INVALID" in refused.label
     tampered = dict(envelope, signatures=[{"keyid": signer.keyid, "sig": "AAAA"}])
     assert verification_of(stored(tampered), own).verified is False
+
+
+def test_public_names_are_sorted_and_exist() -> None:
+    import writgate.app.dashboard as dashboard
+    from writgate.app.dashboard import dag, forge, gate, live, pages, rendering, runs, sessions
+
+    for module in (dashboard, dag, forge, gate, live, pages, rendering, runs, sessions):
+        names = list(module.__all__)
+        # ruff's RUF022 order: CONSTANTS, then Classes, then functions.
+        assert names == sorted(names, key=lambda n: (not n.isupper(), not n[0].isupper(), n))
+        assert all(hasattr(module, name) for name in names), module.__name__

@@ -27,15 +27,19 @@ from .sessions import CSRF_COOKIE, FLASH_COOKIE, SESSION_COOKIE, Session, Sessio
 
 __all__ = [
     "SECURITY_HEADERS",
+    "CsrfFailure",
     "HtmlRoute",
     "LoginRequired",
     "Viewer",
     "csrf_failure",
+    "error_page",
     "flash_redirect",
     "local_path",
+    "optional_viewer",
     "page",
     "read_form",
     "sessions",
+    "set_cookie",
     "viewer",
 ]
 
