@@ -107,7 +107,7 @@ def dashboard_server(home: Path) -> Iterator[Dashboard]:
 
 
 @contextmanager
-def chromium(user_data_dir: Path) -> Iterator[BrowserContext]:
+def chromium(user_data_dir: Path, *, javascript: bool = True) -> Iterator[BrowserContext]:
     """Debian's Chromium, headless, with a fresh profile in ``user_data_dir``.
 
     Missing Chromium fails in CI (``scripts/test`` installs it) and skips on a developer machine.
@@ -124,6 +124,7 @@ def chromium(user_data_dir: Path) -> Iterator[BrowserContext]:
             headless=True,
             args=CHROMIUM_ARGS,
             viewport={"width": 1400, "height": 1000},
+            java_script_enabled=javascript,
         )
         context.set_default_timeout(30_000)
         try:
