@@ -272,3 +272,33 @@ def test_cancel_a_pipeline_run_from_its_page(page: Page, dashboard: Dashboard) -
         )
         assert final["stages"][-1]["status"] in ("cancelled", "skipped")
     expect(page.locator("form[action$='/cancel']")).to_have_count(0)
+
+
+def test_a_signed_passport_shows_whether_its_signature_verifies(
+    page: Page, dashboard: Dashboard, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from passport import generate_signing_key, sign_statement
+    from tests.unit.passport_samples import sample_statement
+
+    key = generate_signing_key()
+    (tmp_path / "signing.pem").write_bytes(key.to_pem())
+    statement = sample_statement(files=2)
+    statement["predicate"]["writer"]["title"] = "<script>window.__pwned = 1</script>"
+    with dashboard.api() as api:
+        decided = api.post(
+            "/api/v1/merge-gate/evaluate",
+            json={"policy": POLICY, "passport": sign_statement(statement, key)},
+        )
+    assert decided.status_code == 200, decided.text
+    path = f"{dashboard.url}/passports/{decided.json()['passport']}"
+    page.goto(path)
+    expect(page.locator(".head-badges .badge").first).to_have_text("signed (signature not checked)")
+    monkeypatch.setenv("WRITGATE_SIGNING_KEY", str(tmp_path / "signing.pem"))
+    page.goto(path)
+    expect(page.locator(".head-badges .badge.verified").first).to_contain_text("signature verified")
+    assert page.evaluate("typeof window.__pwned") == "undefined"
+    other = generate_signing_key("p256")
+    (tmp_path / "other.pem").write_bytes(other.to_pem())
+    monkeypatch.setenv("WRITGATE_SIGNING_KEY", str(tmp_path / "other.pem"))
+    page.goto(path)
+    expect(page.locator(".head-badges .badge.invalid")).to_contain_text("INVALID")
