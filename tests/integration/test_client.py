@@ -186,6 +186,7 @@ def test_errors_are_typed_and_carry_the_problem(api: Api) -> None:
     assert denied.value.status == 401 and "wg_wrong" not in str(denied.value)
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # transport, not storage
 def test_a_create_whose_answer_is_lost_is_retried_with_the_same_key(api: Api) -> None:
     with lossy_proxy(api.url) as (url, proxy):
         proxy.rules.append(Rule(RUNS, times=2, drop_answer=True))
@@ -208,6 +209,7 @@ def test_a_create_whose_answer_is_lost_is_retried_with_the_same_key(api: Api) ->
         assert [e.type for e in events].count("run.queued") == 1
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # transport, not storage
 def test_writes_without_a_key_are_not_retried_once_sent(api: Api) -> None:
     with api.client() as direct:
         run = direct.create_run(body(session={"keepWarmSeconds": 600}))
@@ -222,6 +224,7 @@ def test_writes_without_a_key_are_not_retried_once_sent(api: Api) -> None:
         assert direct.get_run_status(run.id).lifecycle.value == "cancelled"
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # transport, not storage
 def test_unavailable_and_rate_limited_answers(api: Api) -> None:
     unavailable = (
         b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
@@ -273,6 +276,7 @@ def test_follow_across_forced_disconnects_yields_the_exact_ledger(api: Api) -> N
     assert len(cuts) >= 3, proxy.applied
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # transport, not storage
 @pytest.mark.anyio
 async def test_async_client_creates_follows_and_waits(api: Api) -> None:
     async with AsyncClient(api.url, api_key=api.key, retry=FAST) as client:
@@ -291,6 +295,7 @@ async def test_async_client_creates_follows_and_waits(api: Api) -> None:
             await client.get_run_status("run_missing")
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # transport, not storage
 def test_runs_list_server_matches_get_runs(api: Api, tmp_path: Path) -> None:
     with api.client() as client:
         first = client.create_run(body())
