@@ -349,6 +349,9 @@ class RunResult(Model):
         default=None,
         description="The agent CLI's own session (thread) id; follow-up turns resume it.",
     )
+    start_branch: str | None = Field(
+        default=None, description="Chained runs: the parent's branch this run started from."
+    )
 
 
 class SessionInfo(Model):

@@ -142,6 +142,8 @@ async def test_expired_session_and_chained_fallback(settings: Settings, database
             child = await env.writer.wait("default", child.id)
         assert child.lifecycle is Lifecycle.AWAITING_FOLLOW_UP, child.failure
         assert child.result["branch"] == record.result["branch"]
+        as_json = child.to_model().model_dump(mode="json", by_alias=True)
+        assert as_json["result"]["startBranch"] == record.result["branch"]
         pr = await env.forge.get_pull_request("acme/app", 1)
         content = (
             await anyio.run_process(
