@@ -8,6 +8,7 @@ import stat
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from standardwebhooks import Webhook
@@ -265,3 +266,38 @@ def test_retry_after_header_values() -> None:
     later = format_datetime(datetime.now(UTC) + timedelta(seconds=90), usegmt=True)
     value = _retry_after(later)
     assert value is not None and 85 <= value <= 91
+
+
+class _NoStore:
+    def on_enqueued(self, callback: object) -> None:
+        del callback
+
+
+def test_deliverer_configuration_from_the_environment() -> None:
+    from writgate.webhooks import CircuitPolicy, Deliverer
+
+    store: Any = _NoStore()
+    deliverer = Deliverer.from_env(
+        store,
+        {
+            "WRITGATE_WEBHOOKS_RETRY_SCHEDULE": "1s,2s",
+            "WRITGATE_WEBHOOKS_TIMEOUT": "10s",
+            "WRITGATE_WEBHOOKS_DISABLE_AFTER_FAILURES": "3",
+            "WRITGATE_WEBHOOKS_DISABLE_AFTER": "1h",
+            "WRITGATE_WEBHOOKS_RETENTION": "0",
+        },
+    )
+    assert deliverer.schedule.delays == (1.0, 2.0) and deliverer.timeout == 10.0
+    assert deliverer.circuit == CircuitPolicy(failure_threshold=3, failing_for=timedelta(hours=1))
+    assert deliverer.retention is None
+    defaults = Deliverer.from_env(store, {})
+    assert defaults.schedule == RetrySchedule() and defaults.circuit == CircuitPolicy()
+    assert defaults.retention == timedelta(days=30)
+    for environ, fragment in (
+        ({"WRITGATE_WEBHOOKS_TIMEOUT": "2m"}, "lease must outlast"),
+        ({"WRITGATE_WEBHOOKS_DISABLE_AFTER_FAILURES": "many"}, "is not a number"),
+        ({"WRITGATE_WEBHOOKS_DISABLE_AFTER_FAILURES": "0"}, "at least 1"),
+        ({"WRITGATE_WEBHOOKS_POLL": "often"}, "WRITGATE_WEBHOOKS_POLL"),
+    ):
+        with pytest.raises(ConfigError, match=fragment):
+            Deliverer.from_env(store, environ)
