@@ -265,3 +265,27 @@ async def test_a_cli_missing_from_the_sandbox_is_a_clear_agent_error(
             "the 'codex' command of the codex driver was not found in the sandbox (exit code "
         )
         assert "npm install -g @openai/codex" in record.failure["message"]
+
+
+async def test_chained_run_starts_a_new_agent_session_on_the_parents_branch(
+    settings: Settings, database: Database
+) -> None:
+    async with fake_cli_env(settings, database) as env:
+        parent, _ = await env.writer.create_run(
+            "default", request("claude-code", "write one", session={"keepWarmSeconds": 0})
+        )
+        parent = await settle(env, parent)
+        assert parent.lifecycle is Lifecycle.SUCCEEDED, parent.failure
+        child, chained = await env.writer.send_message(
+            "default", parent.id, FollowUpRequest(text="write two", fallback="chain")
+        )
+        assert chained
+        child = await settle(env, child)
+        assert child.lifecycle is Lifecycle.SUCCEEDED, child.failure  # keepWarm 0, inherited
+        # The parent's CLI session lived in its sandbox, which is gone: a new one starts.
+        assert "-r" not in argv_of(await events(database, child.id), 1)
+        assert child.result["agentSession"] != parent.result["agentSession"]
+        run = child.to_model()  # the API renders a chained run
+        assert run.result.start_branch == parent.result["branch"] == run.result.branch
+        head = child.result["headSha"]
+        assert (await notes_at_head(env, head)).startswith("one\n")
