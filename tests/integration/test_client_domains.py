@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -42,6 +45,7 @@ rules:
     require: {approvals: {count: 1}}
 """
 REPO = "acme/web"
+WRITGATE = str(Path(sys.executable).with_name("writgate"))
 FAST = RetryPolicy(attempts=4, initial_delay=0.01, max_delay=0.05)
 
 
@@ -214,3 +218,29 @@ def test_conflicts_are_typed(client: Client) -> None:
     with pytest.raises(ApiConflictError) as again:
         client.cancel_run(run.id)
     assert again.value.code == "run_not_cancellable"
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_gate_check_through_a_server(client: Client, settings: Settings, tmp_path: Path) -> None:
+    head = _pull_request(settings, tmp_path)
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(POLICY)
+    key = client._config.api_key or ""
+    env = {"PATH": "/usr/bin:/bin", "WRITGATE_HOME": str(tmp_path / "nowhere"),
+           "WRITGATE_SERVER": client.base_url, "WRITGATE_API_KEY": key}  # fmt: skip
+    command = [WRITGATE, "gate", "check", "--policy", str(policy), "--repository", REPO]
+    result = subprocess.run(
+        [*command, "--pull-request", "1", "--reviewers", "secrets", "--format", "json",
+         "--publish"],
+        env=env, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert result.returncode == 3, result.stderr  # pending: the policy wants an approval
+    output = json.loads(result.stdout)
+    assert output["decision"] == "pending"
+    stored = client.get_gate_decision(output["decisionId"])
+    assert stored["headSha"] == head and stored["passportId"] == output["passportId"]
+    local_only = subprocess.run(
+        [*command, "--repo", str(tmp_path), "--base", "a", "--head", "b"],
+        env=env, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert local_only.returncode == 2 and "--server" in local_only.stderr

@@ -61,6 +61,13 @@ def register(commands: Any) -> None:
         help="store the decision and post the status checks on the configured forge "
         "(needs --repository and a PR state with a number)",
     )
+    check.add_argument(
+        "--server",
+        metavar="URL",
+        default=os.environ.get("WRITGATE_SERVER") or None,
+        help="evaluate on this writgate server (default $WRITGATE_SERVER; key in "
+        "$WRITGATE_API_KEY) instead of locally: with --pull-request or --passport",
+    )
     check.set_defaults(handler=_check)
 
 
@@ -168,6 +175,8 @@ def _run_check(args: argparse.Namespace) -> int:
 
     _check_arguments(args)
     policy = load_policy(args.policy)
+    if args.server:
+        return _check_remote(args)
     pr_state = None
     if args.pr is not None:
         data = _read_json(args.pr, "PR state")
@@ -222,6 +231,34 @@ def _run_check(args: argparse.Namespace) -> int:
             stored.head_sha,
         )  # fmt: skip
     return _report(args, verdict, statement, decision_id, url)
+
+
+def _check_remote(args: argparse.Namespace) -> int:
+    """The same check, evaluated by a server (its forge, its stored decisions and passports)."""
+    from writgate.client import Client
+
+    if args.repo is not None:
+        raise InputError("--server judges --pull-request or --passport; --repo is a local path")
+    passport = _read_json(args.passport, "passport") if args.passport is not None else None
+    if passport is not None and not isinstance(passport, dict):
+        raise InputError("the passport must be a JSON object", file=str(args.passport))
+    pr_state = _read_json(args.pr, "PR state") if args.pr is not None else None
+    if pr_state is not None and not isinstance(pr_state, dict):
+        raise InputError("the PR state must be a JSON object", file=str(args.pr))
+    config = load_reviewer_config(args.config) if args.config is not None else None
+    with Client(args.server) as client:
+        decision = client.evaluate_gate(
+            args.policy.read_text(encoding="utf-8"), passport=passport, pr_state=pr_state,
+            repository=args.repository, pull_request=args.pull_request,
+            reviewers=args.reviewers, config=config, publish=args.publish,
+        )  # fmt: skip
+        statement = client.get_passport(str(decision["passport"])).statement
+    verdict = Verdict(
+        decision["decision"], list(decision["rules"]), decision["policyName"],
+        decision["policyDigest"], decision.get("headSha"),
+    )  # fmt: skip
+    url = ((decision.get("publication") or {}).get("status") or {}).get("targetUrl")
+    return _report(args, verdict, statement, decision["id"] if args.publish else "", url)
 
 
 def _judge_forge_pr(
