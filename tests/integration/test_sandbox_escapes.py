@@ -143,7 +143,8 @@ async def test_writes_outside_the_workspace_never_reach_the_host(
         assert not (outside / "via-link").exists()
         assert not await anyio.Path("/usr/pwned").exists()
         assert sorted(p.name for p in mirror.resolve().iterdir()) == mirror_files_before
-        assert "pwned" not in (sandbox.directory / "etc" / "passwd").read_text()
+        assert "pwned" not in (sandbox._etc / "passwd").read_text()
+        assert not (sandbox._etc / "pwned").exists()
     finally:
         await sandbox.close()
 

@@ -45,6 +45,10 @@ async def test_prune_removes_only_the_sandboxes_of_dead_processes(
     (crashed_dir / "owner").write_text(f"{os.getpid()} 1\n")
     provider._forget(crashed.id)
 
+    etc_base = tmp_path / "home" / "sandbox-etc"
+    (etc_base / f"closed-{os.getpid()}-1").mkdir()  # the /etc of a stopped process
+    assert live._etc.parent == etc_base and crashed._etc == live._etc  # one per process
+
     other_process = LocalProvider(home=tmp_path / "home")
     # Its first create prunes on its own.
     await (await other_process.create(spec(git_repo))).close()
@@ -55,6 +59,7 @@ async def test_prune_removes_only_the_sandboxes_of_dead_processes(
     refs = git(mirror, "for-each-ref", "--format=%(refname)", "refs/writgate/")
     assert refs.split() == [f"refs/writgate/sandboxes/{live.id}"]
     assert sorted(p.name for p in provider.root.iterdir()) == [live.id]
+    assert sorted(p.name for p in etc_base.iterdir()) == [live._etc.name]
     assert await live.is_alive()
     assert await other_process.prune_orphans() == []
     await crashed.close()  # the object of the crashed process: closing it stays harmless

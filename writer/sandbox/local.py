@@ -88,6 +88,8 @@ class LocalProvider:
         self._by_idempotency_key: dict[str, str] = {}
         self._creating: dict[str, asyncio.Lock] = {}
         self._pruned = False
+        self._etc_dirs: dict[bool, Path] = {}
+        self._etc_lock = asyncio.Lock()
 
     async def create(self, spec: SandboxSpec) -> LocalSandbox:
         """A new sandbox with ``spec.ref`` of ``spec.repository_url`` checked out.
@@ -140,8 +142,26 @@ class LocalProvider:
                 continue
             await _remove_leftovers(directory, sandbox_id)
             removed.append(sandbox_id)
+        await asyncio.to_thread(_remove_stale_etc, self.root.parent / "sandbox-etc")
         await asyncio.to_thread(Cgroup.sweep_empty, "writgate-sbx_", older_than=300)
         return removed
+
+    async def _etc_for(self, host_network: bool) -> Path:
+        """The read-only ``/etc`` shared by this process's sandboxes (built on first use)."""
+        async with self._etc_lock:
+            if host_network not in self._etc_dirs:
+                base = self.root.parent / "sandbox-etc"
+                name = f"{'open' if host_network else 'closed'}-{_owner_stamp(os.getpid())}"
+                target = base / name.strip().replace(" ", "-")
+                if not target.is_dir():
+                    staging = base / f".{target.name}.{new_id('tmp')}"
+                    await asyncio.to_thread(populate_etc, staging, resolv_conf=host_network)
+                    try:
+                        staging.rename(target)
+                    except OSError:  # built meanwhile by another provider of this process
+                        await asyncio.to_thread(shutil.rmtree, staging, True)
+                self._etc_dirs[host_network] = target
+            return self._etc_dirs[host_network]
 
     async def _create(self, spec: SandboxSpec) -> LocalSandbox:
         limited = spec.limits.processes is not None or spec.limits.memory_mb is not None
@@ -190,6 +210,7 @@ class LocalSandbox:
         self.directory = directory
         self._provider = provider
         self._checkout: Checkout | None = None
+        self._etc = Path("/nonexistent")
         self._cgroup: Cgroup | None = None
         self._proxy: EgressProxy | None = None
         self._socket_dir: Path | None = None
@@ -217,9 +238,7 @@ class LocalSandbox:
         for name in ("tmp", "home"):
             (self.directory / name).mkdir()
         os.chmod(self.directory / "tmp", 0o1777)
-        await asyncio.to_thread(
-            populate_etc, self.directory / "etc", resolv_conf=self.spec.network.mode == "open"
-        )
+        self._etc = await self._provider._etc_for(self.spec.network.mode == "open")
         self._checkout = await check_out(
             mirrors=self._provider.mirrors,
             url=self.spec.repository_url,
@@ -452,7 +471,7 @@ class LocalSandbox:
             workspace=self._checkout.workspace,
             tmp=self.directory / "tmp",
             home=self.directory / "home",
-            etc=self.directory / "etc",
+            etc=self._etc,
             env=full_env,
             network=spec.network.mode,
             cwd=cwd,
@@ -693,6 +712,17 @@ def _owner_alive(owner: Path) -> bool:
     except (OSError, ValueError):
         return False
     return _process_start(int(pid_text)) == start
+
+
+def _remove_stale_etc(base: Path) -> None:
+    """Remove the ``/etc`` templates (``<variant>-<pid>-<start>``) of stopped processes."""
+    if not base.is_dir():
+        return
+    for directory in base.iterdir():
+        parts = directory.name.lstrip(".").split(".")[0].split("-")
+        if len(parts) == 3 and parts[1].isdigit() and _process_start(int(parts[1])) == parts[2]:
+            continue
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 async def _remove_leftovers(directory: Path, sandbox_id: str) -> None:
