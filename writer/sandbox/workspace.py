@@ -94,6 +94,12 @@ async def check_out(
                 "--quiet",
                 "--shared",
                 "--no-checkout",
+                "-c",
+                "user.name=writgate sandbox",
+                "-c",
+                "user.email=sandbox@writgate.invalid",
+                "-c",
+                "gc.auto=0",
                 "--",
                 str(mirror_path),
                 str(workspace),
@@ -104,14 +110,7 @@ async def check_out(
         (workspace / ".git" / "objects" / "info" / "alternates").write_text(
             "../../../mirror.git/objects\n"
         )
-        config = [
-            ["remote", "set-url", "origin", MIRROR],
-            ["config", "user.name", "writgate sandbox"],
-            ["config", "user.email", "sandbox@writgate.invalid"],
-            ["config", "gc.auto", "0"],
-        ]
-        for args in config:
-            await run_git(args, cwd=workspace)
+        await run_git(["remote", "set-url", "origin", MIRROR], cwd=workspace)
         if branch is not None:
             await run_git(["checkout", "--quiet", "-B", branch, base], cwd=workspace)
         else:
