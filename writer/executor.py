@@ -103,21 +103,34 @@ class Executor:
     # -- background service ------------------------------------------------------------------
 
     async def serve(self, *, task_status: Any = anyio.TASK_STATUS_IGNORED) -> None:
-        """Recover, then run queued runs and expire warm sessions until cancelled."""
+        """Recover, then run queued runs and expire warm sessions until cancelled.
+
+        On the way out every sandbox this process holds is closed; its warm runs expire on the
+        next start (their owner is gone).
+        """
         await self.recover()
-        async with anyio.create_task_group() as tg:
-            self._task_group = tg
-            task_status.started()
-            tg.start_soon(self._expiry_loop)
-            while True:
-                for run_id in await self.store.ids_in("*", [L.QUEUED]):
-                    if run_id not in self._busy:
-                        org = await self.store.org_of(run_id)
-                        self._busy.add(run_id)
-                        tg.start_soon(self._drive_first_turn, org, run_id)
-                self._wake = anyio.Event()
-                with anyio.move_on_after(self.expiry_interval):
-                    await self._wake.wait()
+        try:
+            async with anyio.create_task_group() as tg:
+                self._task_group = tg
+                task_status.started()
+                tg.start_soon(self._expiry_loop)
+                while True:
+                    for run_id in await self.store.ids_in("*", [L.QUEUED]):
+                        if run_id not in self._busy:
+                            org = await self.store.org_of(run_id)
+                            self._busy.add(run_id)
+                            tg.start_soon(self._drive_first_turn, org, run_id)
+                    self._wake = anyio.Event()
+                    with anyio.move_on_after(self.expiry_interval):
+                        await self._wake.wait()
+        finally:
+            self._task_group = None
+            await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close every sandbox this executor holds (shielded from cancellation)."""
+        for run_id in list(self._sandboxes):
+            await self._release(run_id)
 
     def wake(self) -> None:
         """Look for queued runs now."""

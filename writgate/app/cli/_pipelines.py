@@ -69,13 +69,17 @@ async def pipeline_service(
     stage that re-attaches to its run after a crash never waits for a run nobody drives.
     """
     services: dict[str, Any] = {}
-    if with_services:
-        wired = make_services(settings, database.engine, database.ledger)
+    wired = make_services(settings, database.engine, database.ledger) if with_services else None
+    if wired is not None:
         await wired.executor.recover()
         services.update(writer=wired.writer, forge_for=wired.forge_for)
-    yield PipelineService(
-        engine=database.engine, ledger=database.ledger, settings=settings, services=services
-    )
+    try:
+        yield PipelineService(
+            engine=database.engine, ledger=database.ledger, settings=settings, services=services
+        )
+    finally:
+        if wired is not None:
+            await wired.executor.aclose()
 
 
 def describe_event(event: Event) -> str | None:
