@@ -1,7 +1,10 @@
 """Sandboxes for coding agents (DESIGN.md §6): the protocol, its errors and the providers.
 
-``provider_for("local", home=…)`` is the embedded default (bubblewrap on this machine);
-``provider_for("e2b", home=…)`` runs the same protocol on E2B cloud sandboxes.
+``provider_for("local", home=…)`` is the embedded default (bubblewrap on this machine, see
+:mod:`writer.sandbox.local`); ``provider_for("e2b", home=…)`` runs the same protocol on E2B cloud
+sandboxes (:mod:`writer.sandbox.e2b`). Both report what a sandbox does on its own
+(``sandbox.egress``, ``sandbox.expired``, ``sandbox.lost``) to ``on_event``; both pass the
+conformance suite in ``tests/integration/test_sandbox_conformance.py``.
 """
 
 from __future__ import annotations
