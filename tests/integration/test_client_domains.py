@@ -244,3 +244,30 @@ def test_gate_check_through_a_server(client: Client, settings: Settings, tmp_pat
         env=env, capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
     assert local_only.returncode == 2 and "--server" in local_only.stderr
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_pipeline_commands_through_a_server(client: Client, tmp_path: Path) -> None:
+    run = client.start_pipeline(path="demo.yaml", inputs={"who": "cli"})
+    env = {"PATH": "/usr/bin:/bin", "WRITGATE_HOME": str(tmp_path / "nowhere"),
+           "WRITGATE_API_KEY": client._config.api_key or ""}  # fmt: skip
+    watched = subprocess.run(
+        [WRITGATE, "pipeline", "status", run.id, "--watch", "--server", client.base_url],
+        env=env, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert watched.returncode == 0, watched.stderr
+    assert f"{run.id}  api-demo  succeeded" in watched.stdout and "shout" in watched.stdout
+    shown = subprocess.run(
+        [WRITGATE, "pipeline", "status", run.id, "--json", "--server", client.base_url],
+        env=env, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert json.loads(shown.stdout) == client.get_pipeline_run(run.id).model_dump(
+        mode="json", by_alias=True
+    )
+    listed = subprocess.run(
+        [WRITGATE, "pipeline", "list", "--json", "--server", client.base_url],
+        env=env, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert listed.returncode == 0, listed.stderr
+    raw = client._http.get("/api/v1/pipeline-runs").json()
+    assert json.loads(listed.stdout) == raw and [r["id"] for r in raw["items"]] == [run.id]
