@@ -247,6 +247,14 @@ class ClaudeCodeAgent(CliAgent):
             argv += ["-r", context.session_id]
         return argv, context.instruction.encode("utf-8")
 
+    def environment(self, context: TurnContext) -> dict[str, str]:
+        """No telemetry, error reporting or auto-update traffic: only the model API is needed."""
+        return {
+            **super().environment(context),
+            "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+            "DISABLE_AUTOUPDATER": "1",
+        }
+
     def parser(self) -> ClaudeCodeParser:
         """A parser for one turn."""
         return ClaudeCodeParser()
