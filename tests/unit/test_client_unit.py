@@ -229,3 +229,35 @@ def test_follow_resumes_after_a_drop_with_last_event_id() -> None:
         assert [e.seq for e in c.follow("run_1")] == [1, 2, 3]
     assert "last-event-id" not in requests[0].headers
     assert requests[2].headers["Last-Event-ID"] == "2"
+
+
+def test_follow_reconnects_after_unavailable_answers_and_raises_on_others() -> None:
+    body = (
+        'id: 1\nevent: e\ndata: {"subjectId":"run_1","seq":1,"type":"e",'
+        '"at":"2026-01-01T00:00:00+00:00","data":{}}\n\nevent: done\ndata: {}\n\n'
+    )
+    answers = [httpx.Response(503), httpx.Response(429, headers={"Retry-After": "0"}),
+               httpx.Response(200, text=body)]  # fmt: skip
+    with _client(lambda request: answers.pop(0)) as c:
+        assert [e.seq for e in c.follow("run_1")] == [1]
+    assert answers == []
+    missing = {"status": 404, "code": "run_not_found", "title": "run run_1 was not found"}
+    with (
+        _client(lambda r: httpx.Response(404, json=missing)) as c,
+        pytest.raises(writgate.client.ApiNotFoundError),
+    ):
+        list(c.follow("run_1"))
+
+
+def test_the_async_client_mirrors_the_sync_client() -> None:
+    import inspect
+
+    def public(cls: type) -> dict[str, list[str]]:
+        return {
+            name: list(inspect.signature(member).parameters)
+            for name, member in inspect.getmembers(cls, inspect.isfunction)
+            if not name.startswith("_") and name not in ("close", "aclose")
+        }
+
+    assert public(writgate.client.AsyncClient) == public(Client)
+    assert len(public(Client)) > 40

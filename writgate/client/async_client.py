@@ -134,14 +134,20 @@ class AsyncClient:
         timeout = httpx.Timeout(self._http.timeout.connect, read=self._stream_read_timeout)
         while not cursor.done:
             failure: Exception | None = None
+            delay = 0.0
             try:
                 async with self._http.stream(
                     "GET", path, headers=cursor.headers(), timeout=timeout
                 ) as response:
                     if not response.is_success:
                         await response.aread()
-                        if response.status_code not in (502, 503, 504):
+                        # 502/503/504, or 429 with Retry-After: reconnect after the delay.
+                        asked = self._config.retry.response_delay(
+                            response, safe=True, retry=cursor.failures
+                        )
+                        if asked is None:
                             raise error_from_response(response)
+                        delay = asked
                     else:
                         decoder = cursor.decoder()
                         async for line in response.aiter_lines():
@@ -153,7 +159,7 @@ class AsyncClient:
                                 return
             except httpx.TransportError as exc:
                 failure = exc
-            await anyio.sleep(cursor.dropped(failure))
+            await anyio.sleep(max(delay, cursor.dropped(failure)))
 
     # --- coding-agent runs ----------------------------------------------------------------------
 

@@ -134,14 +134,20 @@ class Client:
         timeout = httpx.Timeout(self._http.timeout.connect, read=self._stream_read_timeout)
         while not cursor.done:
             failure: Exception | None = None
+            delay = 0.0
             try:
                 with self._http.stream(
                     "GET", path, headers=cursor.headers(), timeout=timeout
                 ) as response:
                     if not response.is_success:
                         response.read()
-                        if response.status_code not in (502, 503, 504):
+                        # 502/503/504, or 429 with Retry-After: reconnect after the delay.
+                        asked = self._config.retry.response_delay(
+                            response, safe=True, retry=cursor.failures
+                        )
+                        if asked is None:
                             raise error_from_response(response)
+                        delay = asked
                     else:
                         decoder = cursor.decoder()
                         for line in response.iter_lines():
@@ -153,7 +159,7 @@ class Client:
                                 return
             except httpx.TransportError as exc:
                 failure = exc
-            time.sleep(cursor.dropped(failure))
+            time.sleep(max(delay, cursor.dropped(failure)))
 
     # --- coding-agent runs ----------------------------------------------------------------------
 
