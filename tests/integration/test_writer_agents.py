@@ -147,6 +147,8 @@ async def test_cli_driver_runs_publishes_and_resumes(
 
         pr = await env.forge.get_pull_request("acme/app", record.result["pullRequest"]["number"])
         assert await notes_at_head(env, pr.head_sha) == "first\nsecond\n"
+        files = await env.forge.list_files("acme/app", pr.number)
+        assert [f.filename for f in files] == ["notes.txt"]  # no agent files (.aider*) in it
         assert record.to_model().result.agent_session == session  # the API can render it
 
         kinds = {e.type for e in ledger}

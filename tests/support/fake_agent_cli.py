@@ -292,6 +292,8 @@ def aider(prompt: str) -> int:
             time.sleep(0.05)
     text = prompt.split("write", 1)[1].strip() if "write" in prompt else "done"
     write_notes(text)
+    with open(".aider.chat.history.md", "a") as history:  # as the real aider does
+        history.write(f"#### {prompt}\n")
     print("Applied edit to notes.txt")
     print("Tokens: 2.4k sent, 212 received. Cost: $0.0098 message, $0.0098 session.")
     return 0

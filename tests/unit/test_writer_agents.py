@@ -237,6 +237,7 @@ def test_opencode_command_line() -> None:
         "run",
         "--format",
         "json",
+        "--auto",
         "--model",
         "anthropic/claude-sonnet-4-6",
         "--session",

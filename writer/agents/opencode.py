@@ -9,7 +9,8 @@ it is done — with its ``tokens`` and ``cost``) and ``error`` (``error.name``,
 
 The final result is ``done``, or, from versions without it, a ``step_finish`` whose reason is
 not ``tool-calls``. Usage is summed over the ``step_finish`` events, so the host sees it grow
-step by step. Follow-ups continue the session with ``--session <id>``.
+step by step. Follow-ups continue the session with ``--session <id>``. ``--auto`` approves
+the permission requests that ``run`` would otherwise reject (the sandbox is the boundary).
 """
 
 from __future__ import annotations
@@ -162,7 +163,9 @@ class OpenCodeAgent(CliAgent):
 
     def command(self, context: TurnContext) -> tuple[list[str], bytes | None]:
         """``opencode run --format json [--session id] [--model m]``, instruction on stdin."""
-        argv = ["opencode", "run", "--format", "json"]
+        # --auto: approve the permission requests ``run`` would otherwise reject; writgate's
+        # sandbox, not opencode's prompts, is the boundary.
+        argv = ["opencode", "run", "--format", "json", "--auto"]
         model = agent_model(context.model_id, self.name)
         if model:
             argv += ["--model", model]
