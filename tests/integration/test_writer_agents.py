@@ -16,6 +16,7 @@ from typing import Any
 import anyio
 import pytest
 
+from writer.errors import RunConflict
 from writer.lifecycle import Lifecycle
 from writer.models import CreateRunRequest, FollowUpRequest
 from writer.sandbox import Sandbox, SandboxProvider, SandboxSpec
@@ -291,3 +292,23 @@ async def test_chained_run_starts_a_new_agent_session_on_the_parents_branch(
         assert run.result.start_branch == parent.result["branch"] == run.result.branch
         head = child.result["headSha"]
         assert (await notes_at_head(env, head)).startswith("one\n")
+
+
+async def test_max_turns_is_passed_to_the_cli_and_refuses_the_turn_beyond_it(
+    settings: Settings, database: Database
+) -> None:
+    async with fake_cli_env(settings, database) as env:
+        record, _ = await env.writer.create_run(
+            "default", request("claude-code", "write a", safety={"resources": {"maxTurns": 2}})
+        )
+        record = await settle(env, record)
+        assert record.lifecycle is Lifecycle.AWAITING_FOLLOW_UP, record.failure
+        await env.writer.send_message("default", record.id, FollowUpRequest(text="write b"))
+        record = await settle(env, record)
+        assert record.lifecycle is Lifecycle.SUCCEEDED  # the last allowed turn ends the run
+        second = argv_of(await events(database, record.id), 2)
+        assert second[second.index("--max-turns") + 1] == "2"
+        with pytest.raises(RunConflict) as refused:
+            await env.writer.send_message("default", record.id, FollowUpRequest(text="write c"))
+        assert refused.value.code == "max_turns_exceeded"
+        assert len((await env.writer.get("default", record.id)).turns) == 2
