@@ -427,7 +427,7 @@ async def test_a_background_process_dies_with_its_command(
         script = """
             ( trap '' HUP TERM; while true; do echo tick >> /workspace/ticks; sleep 0.02; done ) &
             setsid sh -c 'while true; do echo tick >> /workspace/ticks; sleep 0.02; done' &
-            sleep 0.3
+            sleep 1
             echo parent-exits
         """
         result = await sandbox.exec(["sh", "-c", script], timeout=30)
@@ -444,7 +444,7 @@ async def test_a_background_process_dies_with_its_command(
 async def test_a_process_outliving_the_wall_clock_is_killed(
     provider: LocalProvider, git_repo: Path
 ) -> None:
-    sandbox = await provider.create(spec(git_repo, limits=Limits(wall_seconds=0.5)))
+    sandbox = await provider.create(spec(git_repo, limits=Limits(wall_seconds=1.5)))
     try:
         script = """
             ( trap '' HUP TERM INT; while true; do echo tick >> ticks; sleep 0.02; done ) &
