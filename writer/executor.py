@@ -128,9 +128,13 @@ class Executor:
             await self.aclose()
 
     async def aclose(self) -> None:
-        """Close every sandbox this executor holds (shielded from cancellation)."""
+        """Close every sandbox this executor holds, then the provider (shielded)."""
         for run_id in list(self._sandboxes):
             await self._release(run_id)
+        close_provider = getattr(self.provider, "aclose", None)
+        if close_provider is not None:
+            with anyio.CancelScope(shield=True):
+                await close_provider()
 
     def wake(self) -> None:
         """Look for queued runs now."""
