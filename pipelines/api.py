@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi import Path as PathParam
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
@@ -38,6 +39,7 @@ HOST_STAGE_KINDS = ("command", "python")
 router = APIRouter(prefix="/api/v1", tags=["pipelines"])
 
 Org = Annotated[str, Depends(request_org)]
+RunId = Annotated[str, PathParam(description="The pipeline run id (prun_…).")]
 Pipelines = Annotated[PipelineService, Depends(service("pipelines"))]
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
@@ -64,7 +66,9 @@ class StartPipelineRequest(_Model):
     )
     yaml: str | None = Field(default=None, description="pipeline YAML text", max_length=1_000_000)
     spec: dict[str, Any] | None = Field(default=None, description="the pipeline as JSON")
-    inputs: dict[str, Any] = Field(default_factory=dict)
+    inputs: dict[str, Any] = Field(
+        default_factory=dict, description="Values for the pipeline's declared inputs."
+    )
 
     @model_validator(mode="after")
     def _one_source(self) -> StartPipelineRequest:
@@ -77,73 +81,83 @@ class StartPipelineRequest(_Model):
 class StageRunOut(_Model):
     """One stage of a pipeline run."""
 
-    stage: str
-    kind: str
-    status: str
-    attempt: int
-    claims: int
-    outputs: dict[str, Any] | None
-    error: str | None
-    lease_owner: str | None
-    lease_expires_at: str | None
-    not_before: str | None
-    queued_at: str | None
-    started_at: str | None
-    finished_at: str | None
+    stage: str = Field(description="The stage id in the pipeline.")
+    kind: str = Field(
+        description="What the stage runs (its `uses`, e.g. writer, review, gate, command)."
+    )
+    status: str = Field(description="queued, running, succeeded, failed, skipped or cancelled.")
+    attempt: int = Field(description="The current attempt, from 1.")
+    claims: int = Field(description="How many times a worker claimed the stage.")
+    outputs: dict[str, Any] | None = Field(description="The stage's outputs once it succeeded.")
+    error: str | None = Field(description="Why the last attempt failed.")
+    lease_owner: str | None = Field(description="The worker holding the stage's lease.")
+    lease_expires_at: str | None = Field(description="When that lease expires (RFC 3339).")
+    not_before: str | None = Field(description="A retry waits until then (RFC 3339).")
+    queued_at: str | None = Field(description="When the stage became ready (RFC 3339).")
+    started_at: str | None = Field(description="When its current attempt started (RFC 3339).")
+    finished_at: str | None = Field(description="When it ended (RFC 3339).")
 
 
 class PipelineRunOut(_Model):
     """A pipeline run and its stages."""
 
-    id: str
-    name: str
-    status: str
-    inputs: dict[str, Any]
-    source: str | None
-    concurrency_group: str | None
-    cancel_requested: bool
-    cancel_reason: str | None
-    error: str | None
-    created_at: str | None
-    started_at: str | None
-    finished_at: str | None
-    stages: list[StageRunOut]
+    id: str = Field(description="The pipeline run id (prun_…).")
+    name: str = Field(description="The pipeline's name.")
+    status: str = Field(description="queued, running, succeeded, failed or cancelled.")
+    inputs: dict[str, Any] = Field(description="The run's inputs, defaults applied.")
+    source: str | None = Field(
+        description="Where the pipeline came from: a file of the pipeline directory, or api."
+    )
+    concurrency_group: str | None = Field(description="Runs of one group run one at a time.")
+    cancel_requested: bool = Field(description="Whether a cancel was requested.")
+    cancel_reason: str | None = Field(description="Why it was cancelled.")
+    error: str | None = Field(description="Why the run failed.")
+    created_at: str | None = Field(description="When the run was started (RFC 3339).")
+    started_at: str | None = Field(description="When its first stage started (RFC 3339).")
+    finished_at: str | None = Field(description="When it finished (RFC 3339).")
+    stages: list[StageRunOut] = Field(description="Every stage of the run (empty in lists).")
 
 
 class PipelineRunList(_Model):
     """Pipeline runs, newest first."""
 
-    items: list[PipelineRunOut]
+    items: list[PipelineRunOut] = Field(description="Pipeline runs, newest first.")
 
 
 class EventOut(_Model):
     """One ledger event of a pipeline run."""
 
-    subject_id: str
-    seq: int
-    type: str
-    at: str
-    data: dict[str, Any]
+    subject_id: str = Field(description="The pipeline run the event belongs to.")
+    seq: int = Field(description="Position in the run's ledger: 1, 2, 3… without gaps.")
+    type: str = Field(description="Event type, e.g. stage.started or pipeline.finished.")
+    at: str = Field(description="When it was recorded (RFC 3339, UTC).")
+    data: dict[str, Any] = Field(description="The event's payload.")
 
 
 class EventList(_Model):
     """A page of events."""
 
-    items: list[EventOut]
-    next_cursor: str | None = None
+    items: list[EventOut] = Field(description="Events, oldest first.")
+    next_cursor: str | None = Field(
+        default=None, description="Pass as `after` for more; null on the last page."
+    )
 
 
 class CancelRequest(_Model):
     """Why the run is cancelled."""
 
-    reason: str = Field(default="cancelled through the API", max_length=500)
+    reason: str = Field(
+        default="cancelled through the API", max_length=500, description="Recorded with the run."
+    )
 
 
 class ValidationOut(_Model):
     """Whether a spec is valid, and its problems."""
 
-    valid: bool
-    problems: list[dict[str, Any]]
+    valid: bool = Field(description="Whether the pipeline would start.")
+    problems: list[dict[str, Any]] = Field(
+        description="Each problem with its file, line, column, stage and field."
+    )
 
 
 def _out(run: PipelineRun) -> PipelineRunOut:
@@ -229,9 +243,9 @@ async def validate_pipeline(
 async def list_pipeline_runs(
     org: Org,
     pipelines: Pipelines,
-    status: Annotated[list[str] | None, Query()] = None,
-    name: str | None = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    status: Annotated[list[str] | None, Query(description="Repeatable; any may match.")] = None,
+    name: Annotated[str | None, Query(description="Only runs of this pipeline.")] = None,
+    limit: Annotated[int, Query(ge=1, le=500, description="Page size.")] = 50,
 ) -> PipelineRunList:
     """Runs of the caller's org (without stages)."""
     runs = await pipelines.list_runs(org, status=status, name=name, limit=limit)
@@ -245,7 +259,7 @@ async def list_pipeline_runs(
     summary="A pipeline run and its stages",
     responses=_ERRORS,
 )
-async def get_pipeline_run(run_id: str, org: Org, pipelines: Pipelines) -> PipelineRunOut:
+async def get_pipeline_run(run_id: RunId, org: Org, pipelines: Pipelines) -> PipelineRunOut:
     """The run with every stage's status, attempt, outputs and lease."""
     return _out(await pipelines.get(org, run_id))
 
@@ -258,7 +272,7 @@ async def get_pipeline_run(run_id: str, org: Org, pipelines: Pipelines) -> Pipel
     responses=_ERRORS,
 )
 async def cancel_pipeline_run(
-    run_id: str, org: Org, pipelines: Pipelines, body: CancelRequest | None = None
+    run_id: RunId, org: Org, pipelines: Pipelines, body: CancelRequest | None = None
 ) -> PipelineRunOut:
     """Running stages are cancelled (a writer stage cancels its writer run); ``always()`` and
     ``cancelled()`` stages still run."""
@@ -274,11 +288,11 @@ async def cancel_pipeline_run(
     responses=_ERRORS,
 )
 async def list_pipeline_run_events(
-    run_id: str,
+    run_id: RunId,
     org: Org,
     pipelines: Pipelines,
-    after: Annotated[int, Query(ge=0)] = 0,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+    after: Annotated[int, Query(ge=0, description="Only events with a greater seq.")] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000, description="Page size.")] = 200,
 ) -> EventList:
     """Events with ``seq > after``, oldest first."""
     await pipelines.get(org, run_id)
@@ -336,11 +350,13 @@ class InvalidLastEventId(BadRequestError):
     },
 )
 async def stream_pipeline_run(
-    run_id: str,
+    run_id: RunId,
     request: Request,
     org: Org,
     pipelines: Pipelines,
-    last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
+    last_event_id: Annotated[
+        str | None, Header(alias="Last-Event-ID", description="Resume after this event seq.")
+    ] = None,
 ) -> StreamingResponse:
     """Stream events; ``Last-Event-ID`` resumes after that seq with no loss or duplicate."""
     await pipelines.get(org, run_id)

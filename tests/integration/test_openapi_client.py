@@ -186,12 +186,15 @@ def _described(spec: dict[str, Any], schemas: dict[str, Any]) -> bool:
     return bool(ref and schemas[ref.rsplit("/", 1)[1]].get("description"))
 
 
-def test_the_run_api_describes_every_field_and_parameter() -> None:
+@pytest.mark.parametrize(
+    "prefixes",
+    [("/api/v1/coding-agent/",), ("/api/v1/pipeline", "/api/v1/passports")],
+    ids=["runs", "pipelines-and-passports"],
+)
+def test_every_field_and_parameter_is_described(prefixes: tuple[str, ...]) -> None:
     document = _document()
     operations = [
-        operation
-        for path, _, operation in _operations(document)
-        if path.startswith("/api/v1/coding-agent/")
+        operation for path, _, operation in _operations(document) if path.startswith(prefixes)
     ]
     undocumented = [
         f"{operation['operationId']}: {parameter['name']}"

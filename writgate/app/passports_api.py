@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
@@ -18,6 +18,7 @@ __all__ = ["router"]
 
 router = APIRouter(prefix="/api/v1/passports", tags=["passports"])
 Org = Annotated[str, Depends(request_org)]
+PassportRef = Annotated[str, Path(description="A stored id (pp_…) or a passport id (sha256:…).")]
 _ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"description": "Missing or invalid API key (problem+json)."},
     404: {"description": "No such passport in the caller's org (problem+json)."},
@@ -50,8 +51,10 @@ class PassportOut(PassportSummary):
 class PassportList(_Model):
     """A page of passports, newest first."""
 
-    items: list[PassportSummary]
-    next_cursor: str | None = None
+    items: list[PassportSummary] = Field(description="Passports, newest first.")
+    next_cursor: str | None = Field(
+        default=None, description="Pass as `cursor` for the next page; null on the last page."
+    )
 
 
 def _store(request: Request) -> PassportStore:
@@ -82,8 +85,10 @@ async def list_passports(
     since: Annotated[
         str | None, Query(description="A duration such as 30d, or an ISO date.")
     ] = None,
-    cursor: str | None = None,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: Annotated[
+        str | None, Query(description="The `nextCursor` of the previous page.")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=200, description="Page size.")] = 50,
 ) -> PassportList:
     """The org's passports, newest first."""
     start = _since(since) if since else None
@@ -104,7 +109,7 @@ async def list_passports(
     summary="Get a passport",
     responses=_ERRORS,
 )
-async def get_passport(passport: str, request: Request, org: Org) -> PassportOut:
+async def get_passport(passport: PassportRef, request: Request, org: Org) -> PassportOut:
     """A passport by stored id (pp_…) or by passport id (sha256:…)."""
     stored = await _store(request).get(org, passport)
     return PassportOut(**_summary(stored), statement=stored.statement, envelope=stored.envelope)
@@ -117,7 +122,7 @@ async def get_passport(passport: str, request: Request, org: Org) -> PassportOut
     response_class=PlainTextResponse,
     responses={200: {"content": {"text/markdown": {}}}, **_ERRORS},
 )
-async def passport_markdown(passport: str, request: Request, org: Org) -> PlainTextResponse:
+async def passport_markdown(passport: PassportRef, request: Request, org: Org) -> PlainTextResponse:
     """The Markdown that writgate posts as the PR comment."""
     stored = await _store(request).get(org, passport)
     return PlainTextResponse(render_markdown(stored.statement), media_type="text/markdown")
