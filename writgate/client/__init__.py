@@ -15,9 +15,10 @@ source of truth for the wire format. Layering (DESIGN.md §2): this package live
 namespace so that ``import writgate.client`` stays cheap and is what users type, but the kernel
 must not import domain packages — so nothing here imports ``writer``/``pipelines`` at import
 time. Those models are imported when a call is built (``calls.py``) and only named in
-annotations under ``TYPE_CHECKING``. Importing this package pulls in httpx and pydantic only;
-the domain modules load on first use, and nothing here imports the server side (FastAPI app,
-database, ledger).
+annotations under ``TYPE_CHECKING``. Importing this package loads httpx, pydantic and the
+kernel only (a test checks that no domain package, FastAPI or ``writgate.app`` is loaded); the
+domain models load on first use. It is not placed under ``writgate/app/`` because it is no part
+of the application shell: it is what other programs import to talk to one.
 
 Safety: every request is retried only when repeating it cannot repeat an effect
 (:mod:`writgate.client.retry`); ``create_run`` always sends an Idempotency-Key (generated when
