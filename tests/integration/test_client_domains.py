@@ -125,25 +125,26 @@ def test_judge_methods(client: Client, settings: Settings, tmp_path: Path) -> No
     review = client.create_review_run(
         REPO, pull_request=1, reviewers=["secrets", "debug-leftovers"]
     )
-    assert review["id"].startswith("rvw_") and review["head"]["sha"] == head
-    assert [f["rule"] for f in review["findings"]] == ["debug-print"]
-    assert client.get_review_run(review["id"]) == review
-    assert client.get_review_run(review["id"], format="rdjson")["diagnostics"]
-    assert client.get_review_run(review["id"], format="sarif")["version"] == "2.1.0"
+    assert review.id.startswith("rvw_") and review.head.sha == head
+    assert [f.rule for f in review.findings or []] == ["debug-print"]
+    assert client.get_review_run(review.id) == review
+    assert client.export_review_run(review.id, format="rdjson")["diagnostics"]
+    assert client.export_review_run(review.id, format="sarif")["version"] == "2.1.0"
     listed = client.list_review_runs(repository=REPO)
-    assert [r["id"] for r in listed["items"]] == [review["id"]]
+    assert [r.id for r in listed.items] == [review.id] and listed.items[0].findings is None
     by_range = client.create_review_run(REPO, base="main", head=head, reviewers=["secrets"])
-    assert by_range["findings"] == []
+    assert by_range.findings == []
 
     decision = client.evaluate_gate(
         POLICY, repository=REPO, pull_request=1, reviewers=["secrets"], publish=True
     )
-    assert decision["decision"] == "pending" and decision["status"] == "current"
-    assert client.get_gate_decision(decision["id"])["headSha"] == head
+    assert decision.decision == "pending" and decision.status == "current"
+    assert decision.reviewRun is not None and decision.reviewRun.startswith("rvw_")
+    assert client.get_gate_decision(decision.id).headSha == head
     decisions = client.list_gate_decisions(repository=REPO, pull_request=1, status="current")
-    assert [d["id"] for d in decisions["items"]] == [decision["id"]]
+    assert [d.id for d in decisions.items] == [decision.id]
     refreshed = client.refresh_gate(REPO, 1)
-    assert refreshed["decision"]["decision"] == "pending"
+    assert refreshed.decision is not None and refreshed.decision.decision == "pending"
     with pytest.raises(ApiNotFoundError):
         client.get_gate_decision("dec_missing")
 
@@ -238,7 +239,7 @@ def test_gate_check_through_a_server(client: Client, settings: Settings, tmp_pat
     output = json.loads(result.stdout)
     assert output["decision"] == "pending"
     stored = client.get_gate_decision(output["decisionId"])
-    assert stored["headSha"] == head and stored["passportId"] == output["passportId"]
+    assert stored.headSha == head and stored.passportId == output["passportId"]
     local_only = subprocess.run(
         [*command, "--repo", str(tmp_path), "--base", "a", "--head", "b"],
         env=env, capture_output=True, text=True, timeout=120, check=False,

@@ -24,6 +24,7 @@ from .shared import (
 )
 
 if TYPE_CHECKING:
+    from judge.api import DecisionList, DecisionOut, RefreshOut, ReviewRunList, ReviewRunOut
     from pipelines.api import EventList, PipelineRunList, PipelineRunOut, ValidationOut
     from writer.api import ModelList
     from writer.lifecycle import Lifecycle
@@ -351,7 +352,7 @@ class AsyncClient:
         head: str | None = None,
         reviewers: Iterable[str] | None = None,
         config: Mapping[str, Mapping[str, Any]] | None = None,
-    ) -> dict[str, Any]:
+    ) -> ReviewRunOut:
         """Review a pull request (or ``base``..``head``) of a repository on the server's forge."""
         return await self._send(
             calls.create_review_run(
@@ -368,7 +369,7 @@ class AsyncClient:
         pull_request: int | None = None,
         before: str | None = None,
         limit: int | None = None,
-    ) -> dict[str, Any]:
+    ) -> ReviewRunList:
         """Review runs, newest first, without findings."""
         return await self._send(
             calls.list_review_runs(
@@ -377,11 +378,15 @@ class AsyncClient:
             )
         )  # fmt: skip
 
-    async def get_review_run(
-        self, run_id: str, *, format: Literal["json", "rdjson", "sarif"] = "json"
+    async def get_review_run(self, run_id: str) -> ReviewRunOut:
+        """A review run with its findings."""
+        return await self._send(calls.get_review_run(run_id))
+
+    async def export_review_run(
+        self, run_id: str, *, format: Literal["rdjson", "sarif"]
     ) -> dict[str, Any]:
-        """A review run with its findings, or their rdjson/SARIF export."""
-        return await self._send(calls.get_review_run(run_id, format=format))
+        """A review run's findings as reviewdog rdjson or SARIF 2.1.0."""
+        return await self._send(calls.export_review_run(run_id, format=format))
 
     async def evaluate_gate(
         self,
@@ -394,7 +399,7 @@ class AsyncClient:
         reviewers: Iterable[str] | None = None,
         config: Mapping[str, Mapping[str, Any]] | None = None,
         publish: bool = False,
-    ) -> dict[str, Any]:
+    ) -> DecisionOut:
         """Decide a passport (or a forge pull request) with a policy (YAML text)."""
         return await self._send(
             calls.evaluate_gate(
@@ -405,7 +410,7 @@ class AsyncClient:
 
     async def refresh_gate(
         self, repository: str, pull_request: int, *, publish: bool = True
-    ) -> dict[str, Any]:
+    ) -> RefreshOut:
         """Re-evaluate a pull request's current decision."""
         return await self._send(calls.refresh_gate(repository, pull_request, publish=publish))
 
@@ -416,7 +421,7 @@ class AsyncClient:
         pull_request: int | None = None,
         status: Literal["current", "superseded", "stale"] | None = None,
         limit: int | None = None,
-    ) -> dict[str, Any]:
+    ) -> DecisionList:
         """Merge-gate decisions, newest first."""
         return await self._send(
             calls.list_gate_decisions(
@@ -424,7 +429,7 @@ class AsyncClient:
             )
         )
 
-    async def get_gate_decision(self, decision_id: str) -> dict[str, Any]:
+    async def get_gate_decision(self, decision_id: str) -> DecisionOut:
         """One decision with every rule's state and reasons."""
         return await self._send(calls.get_gate_decision(decision_id))
 

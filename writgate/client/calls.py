@@ -16,6 +16,7 @@ import httpx
 from pydantic import BaseModel
 
 if TYPE_CHECKING:
+    from judge.api import DecisionList, DecisionOut, RefreshOut, ReviewRunList, ReviewRunOut
     from pipelines.api import EventList, PipelineRunList, PipelineRunOut, ValidationOut
     from writer.api import ModelList
     from writer.lifecycle import Lifecycle
@@ -304,7 +305,6 @@ def pipeline_stream_path(run_id: str) -> str:
 
 
 # --- judge: review runs and the merge gate (DESIGN.md §10) --------------------------------------
-# The judge's routes answer plain JSON objects (no response models yet): dicts here.
 
 
 def create_review_run(
@@ -315,8 +315,10 @@ def create_review_run(
     head: str | None = None,
     reviewers: Iterable[str] | None = None,
     config: Mapping[str, Mapping[str, Any]] | None = None,
-) -> Call[dict[str, Any]]:
+) -> Call[ReviewRunOut]:
     """``POST /review-runs``: not repeatable (each call stores a review run)."""
+    from judge.api import ReviewRunOut
+
     body: dict[str, Any] = {"repository": repository}
     if pull_request is not None:
         body["pullRequest"] = pull_request
@@ -328,7 +330,7 @@ def create_review_run(
         body["reviewers"] = list(reviewers)
     if config is not None:
         body["config"] = {name: dict(options) for name, options in config.items()}
-    return Call("POST", REVIEW_RUNS, _json, json=body)
+    return Call("POST", REVIEW_RUNS, _model(ReviewRunOut), json=body)
 
 
 def list_review_runs(
@@ -338,23 +340,32 @@ def list_review_runs(
     pull_request: int | None = None,
     before: str | None = None,
     limit: int | None = None,
-) -> Call[dict[str, Any]]:
-    """``GET /review-runs``: ``{"items": [...], "nextCursor": …}`` (pass it as ``before``)."""
+) -> Call[ReviewRunList]:
+    """``GET /review-runs``: a page without findings (pass ``nextCursor`` as ``before``)."""
+    from judge.api import ReviewRunList
+
     params: Params = []
     _add(params, "repository", repository)
     _add(params, "headSha", head_sha)
     _add(params, "pullRequest", pull_request)
     _add(params, "before", before)
     _add(params, "limit", limit)
-    return Call("GET", REVIEW_RUNS, _json, params=params, safe=True)
+    return Call("GET", REVIEW_RUNS, _model(ReviewRunList), params=params, safe=True)
 
 
-def get_review_run(
-    run_id: str, *, format: Literal["json", "rdjson", "sarif"] = "json"
-) -> Call[dict[str, Any]]:
-    """``GET /review-runs/{id}``: the run with its findings, or their rdjson/SARIF export."""
-    params: Params = [] if format == "json" else [("format", format)]
-    return Call("GET", f"{REVIEW_RUNS}/{segment(run_id)}", _json, params=params, safe=True)
+def get_review_run(run_id: str) -> Call[ReviewRunOut]:
+    """``GET /review-runs/{id}``: the run with its findings."""
+    from judge.api import ReviewRunOut
+
+    return Call("GET", f"{REVIEW_RUNS}/{segment(run_id)}", _model(ReviewRunOut), safe=True)
+
+
+def export_review_run(run_id: str, *, format: Literal["rdjson", "sarif"]) -> Call[dict[str, Any]]:
+    """``GET /review-runs/{id}?format=rdjson|sarif``: the findings as reviewdog rdjson or SARIF."""
+    if format not in ("rdjson", "sarif"):
+        raise ValueError("format must be rdjson or sarif")
+    path = f"{REVIEW_RUNS}/{segment(run_id)}"
+    return Call("GET", path, _json, params=[("format", format)], safe=True)
 
 
 def evaluate_gate(
@@ -367,8 +378,10 @@ def evaluate_gate(
     reviewers: Iterable[str] | None = None,
     config: Mapping[str, Mapping[str, Any]] | None = None,
     publish: bool = False,
-) -> Call[dict[str, Any]]:
+) -> Call[DecisionOut]:
     """``POST /merge-gate/evaluate``: not repeatable (stores, and may publish, a decision)."""
+    from judge.api import DecisionOut
+
     body: dict[str, Any] = {"policy": policy, "publish": publish}
     if passport is not None:
         body["passport"] = dict(passport)
@@ -382,15 +395,15 @@ def evaluate_gate(
         body["reviewers"] = list(reviewers)
     if config is not None:
         body["config"] = {name: dict(options) for name, options in config.items()}
-    return Call("POST", f"{MERGE_GATE}/evaluate", _json, json=body)
+    return Call("POST", f"{MERGE_GATE}/evaluate", _model(DecisionOut), json=body)
 
 
-def refresh_gate(
-    repository: str, pull_request: int, *, publish: bool = True
-) -> Call[dict[str, Any]]:
-    """``POST /merge-gate/refresh``: ``{"decision": … | null}``."""
+def refresh_gate(repository: str, pull_request: int, *, publish: bool = True) -> Call[RefreshOut]:
+    """``POST /merge-gate/refresh``: the new decision, or null when the head moved (stale)."""
+    from judge.api import RefreshOut
+
     body = {"repository": repository, "pullRequest": pull_request, "publish": publish}
-    return Call("POST", f"{MERGE_GATE}/refresh", _json, json=body)
+    return Call("POST", f"{MERGE_GATE}/refresh", _model(RefreshOut), json=body)
 
 
 def list_gate_decisions(
@@ -399,19 +412,24 @@ def list_gate_decisions(
     pull_request: int | None = None,
     status: Literal["current", "superseded", "stale"] | None = None,
     limit: int | None = None,
-) -> Call[dict[str, Any]]:
-    """``GET /merge-gate/decisions``: ``{"items": [...]}``, newest first."""
+) -> Call[DecisionList]:
+    """``GET /merge-gate/decisions``: newest first."""
+    from judge.api import DecisionList
+
     params: Params = []
     _add(params, "repository", repository)
     _add(params, "pullRequest", pull_request)
     _add(params, "status", status)
     _add(params, "limit", limit)
-    return Call("GET", f"{MERGE_GATE}/decisions", _json, params=params, safe=True)
+    return Call("GET", f"{MERGE_GATE}/decisions", _model(DecisionList), params=params, safe=True)
 
 
-def get_gate_decision(decision_id: str) -> Call[dict[str, Any]]:
-    """``GET /merge-gate/decisions/{id}``."""
-    return Call("GET", f"{MERGE_GATE}/decisions/{segment(decision_id)}", _json, safe=True)
+def get_gate_decision(decision_id: str) -> Call[DecisionOut]:
+    """``GET /merge-gate/decisions/{id}``: with every rule's state and reasons."""
+    from judge.api import DecisionOut
+
+    path = f"{MERGE_GATE}/decisions/{segment(decision_id)}"
+    return Call("GET", path, _model(DecisionOut), safe=True)
 
 
 # --- passports (DESIGN.md §8) ------------------------------------------------------------------

@@ -24,6 +24,7 @@ from .shared import (
 )
 
 if TYPE_CHECKING:
+    from judge.api import DecisionList, DecisionOut, RefreshOut, ReviewRunList, ReviewRunOut
     from pipelines.api import EventList, PipelineRunList, PipelineRunOut, ValidationOut
     from writer.api import ModelList
     from writer.lifecycle import Lifecycle
@@ -346,7 +347,7 @@ class Client:
         head: str | None = None,
         reviewers: Iterable[str] | None = None,
         config: Mapping[str, Mapping[str, Any]] | None = None,
-    ) -> dict[str, Any]:
+    ) -> ReviewRunOut:
         """Review a pull request (or ``base``..``head``) of a repository on the server's forge."""
         return self._send(
             calls.create_review_run(
@@ -363,7 +364,7 @@ class Client:
         pull_request: int | None = None,
         before: str | None = None,
         limit: int | None = None,
-    ) -> dict[str, Any]:
+    ) -> ReviewRunList:
         """Review runs, newest first, without findings."""
         return self._send(
             calls.list_review_runs(
@@ -372,11 +373,15 @@ class Client:
             )
         )  # fmt: skip
 
-    def get_review_run(
-        self, run_id: str, *, format: Literal["json", "rdjson", "sarif"] = "json"
+    def get_review_run(self, run_id: str) -> ReviewRunOut:
+        """A review run with its findings."""
+        return self._send(calls.get_review_run(run_id))
+
+    def export_review_run(
+        self, run_id: str, *, format: Literal["rdjson", "sarif"]
     ) -> dict[str, Any]:
-        """A review run with its findings, or their rdjson/SARIF export."""
-        return self._send(calls.get_review_run(run_id, format=format))
+        """A review run's findings as reviewdog rdjson or SARIF 2.1.0."""
+        return self._send(calls.export_review_run(run_id, format=format))
 
     def evaluate_gate(
         self,
@@ -389,7 +394,7 @@ class Client:
         reviewers: Iterable[str] | None = None,
         config: Mapping[str, Mapping[str, Any]] | None = None,
         publish: bool = False,
-    ) -> dict[str, Any]:
+    ) -> DecisionOut:
         """Decide a passport (or a forge pull request) with a policy (YAML text)."""
         return self._send(
             calls.evaluate_gate(
@@ -400,7 +405,7 @@ class Client:
 
     def refresh_gate(
         self, repository: str, pull_request: int, *, publish: bool = True
-    ) -> dict[str, Any]:
+    ) -> RefreshOut:
         """Re-evaluate a pull request's current decision."""
         return self._send(calls.refresh_gate(repository, pull_request, publish=publish))
 
@@ -411,7 +416,7 @@ class Client:
         pull_request: int | None = None,
         status: Literal["current", "superseded", "stale"] | None = None,
         limit: int | None = None,
-    ) -> dict[str, Any]:
+    ) -> DecisionList:
         """Merge-gate decisions, newest first."""
         return self._send(
             calls.list_gate_decisions(
@@ -419,7 +424,7 @@ class Client:
             )
         )
 
-    def get_gate_decision(self, decision_id: str) -> dict[str, Any]:
+    def get_gate_decision(self, decision_id: str) -> DecisionOut:
         """One decision with every rule's state and reasons."""
         return self._send(calls.get_gate_decision(decision_id))
 

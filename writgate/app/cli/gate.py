@@ -252,13 +252,13 @@ def _check_remote(args: argparse.Namespace) -> int:
             repository=args.repository, pull_request=args.pull_request,
             reviewers=args.reviewers, config=config, publish=args.publish,
         )  # fmt: skip
-        statement = client.get_passport(str(decision["passport"])).statement
+        statement = client.get_passport(decision.passport or decision.passportId).statement
     verdict = Verdict(
-        decision["decision"], list(decision["rules"]), decision["policyName"],
-        decision["policyDigest"], decision.get("headSha"),
+        decision.decision, [rule.model_dump() for rule in decision.rules], decision.policyName,
+        decision.policyDigest, decision.headSha,
     )  # fmt: skip
-    url = ((decision.get("publication") or {}).get("status") or {}).get("targetUrl")
-    return _report(args, verdict, statement, decision["id"] if args.publish else "", url)
+    url = ((decision.publication or {}).get("status") or {}).get("targetUrl")
+    return _report(args, verdict, statement, decision.id if args.publish else "", url)
 
 
 def _judge_forge_pr(
