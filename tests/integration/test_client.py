@@ -136,6 +136,8 @@ def test_run_methods_against_a_real_server(api: Api) -> None:
 
         models = client.list_models()
         assert any(m.id == "anthropic/claude-sonnet-4.6" for m in models.items)
+        document = client.openapi()
+        assert document["paths"]["/api/v1/coding-agent/runs"]["post"]["operationId"] == "createRun"
 
         with pytest.raises(ApiConflictError) as busy:
             client.cancel_run(run.id)
