@@ -397,7 +397,8 @@ async def test_two_deliverers_share_the_outbox_without_duplicates(
             await anyio.sleep(0.3)
     ids = Counter(r.headers["webhook-id"] for r in receiver.snapshot())
     assert len(ids) == 60 and set(ids.values()) == {1}
-    assert one.attempts_made > 0 and two.attempts_made > 0
+    # How the work splits depends on scheduling (under load one may take it all); what must
+    # hold is that together they made exactly one attempt per message.
     assert one.attempts_made + two.attempts_made == 60
 
 
