@@ -236,11 +236,11 @@ class Worker:
             if len(claims) == free:
                 await anyio.lowlevel.checkpoint()
                 return False
-            if not self._running and not claims and self.run_id is not None:
-                status = await self.store.run_status(self.run_id)
-                if status not in ("queued", "running"):
-                    return True
-            await self._sleep()
+        if not self._running and not claims and self.run_id is not None:
+            status = await self.store.run_status(self.run_id)
+            if status not in ("queued", "running"):
+                return True
+        await self._sleep()
         return False
 
     def _launch(self, tg: anyio.abc.TaskGroup, claim: Claim) -> None:
