@@ -394,3 +394,17 @@ async def test_frequent_heartbeats_never_lose_fresh_stages(service: PipelineServ
     assert [s.stage_id for s in run.stages if s.claims != 1] == []
     types = {e.type for e in await service.events(ORG, run.id)}
     assert not types & {"stage.reclaimed", "stage.released", "stage.cancelled"}
+
+
+async def test_a_full_worker_waits_for_a_free_slot(service: PipelineService) -> None:
+    """With every slot busy the worker sleeps until one frees (it once spun without yielding)."""
+    pipeline = Pipeline(name="narrow")
+    for name in ("a", "b", "c"):
+        pipeline.add(name, python(f"{HERE}:pause", args={"seconds": 0.05}))
+    with anyio.fail_after(30):
+        run = await service.run(ORG, pipeline, poll_interval=0.05, concurrency=1)
+    assert run.status == "succeeded"
+    starts = [
+        e.data["stage"] for e in await service.events(ORG, run.id) if e.type == "stage.started"
+    ]
+    assert sorted(starts) == ["a", "b", "c"]
