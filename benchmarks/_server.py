@@ -37,11 +37,13 @@ def served(**env: str) -> Iterator[tuple[str, str, Path]]:
         check=True,
     ).stdout.strip()
     port = _free_port()
+    # The server's output goes to a file: an unread pipe would fill up and stall the server.
+    log = open(home / "server.log", "wb")  # noqa: SIM115 (closed in the finally below)
     process = subprocess.Popen(
         [WRITGATE, "serve", "--port", str(port), "--log-level", "warning"],
         env=environment,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -52,10 +54,8 @@ def served(**env: str) -> Iterator[tuple[str, str, Path]]:
                 break
             except httpx.TransportError:
                 if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(
-                        "server did not start: "
-                        + (process.stderr.read().decode() if process.stderr else "")
-                    ) from None
+                    text = (home / "server.log").read_text(errors="replace")[-2000:]
+                    raise RuntimeError("server did not start: " + text) from None
                 time.sleep(0.1)
         yield url, key, home
     finally:
@@ -64,3 +64,4 @@ def served(**env: str) -> Iterator[tuple[str, str, Path]]:
             process.wait(timeout=15)
         except subprocess.TimeoutExpired:
             process.kill()
+        log.close()
