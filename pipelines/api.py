@@ -9,9 +9,7 @@ operator's and may.
 
 from __future__ import annotations
 
-import json
 import os
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -21,8 +19,8 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 
-from writgate.errors import BadRequestError, InputError
-from writgate.ledger import Ledger
+from writgate.errors import InputError
+from writgate.sse import LedgerEvent, LedgerEventList, event_stream
 from writgate.web import app_state, request_org, service
 
 from .errors import PipelineSpecError, SpecProblem
@@ -31,9 +29,8 @@ from .records import PipelineRun
 from .service import PipelineService
 from .spec import Pipeline
 
-__all__ = ["HOST_STAGE_KINDS", "SSE_HEARTBEAT_SECONDS", "pipeline_dir", "router"]
+__all__ = ["HOST_STAGE_KINDS", "pipeline_dir", "router"]
 
-SSE_HEARTBEAT_SECONDS = 15.0
 HOST_STAGE_KINDS = ("command", "python")
 
 router = APIRouter(prefix="/api/v1", tags=["pipelines"])
@@ -122,25 +119,6 @@ class PipelineRunList(_Model):
     """Pipeline runs, newest first."""
 
     items: list[PipelineRunOut] = Field(description="Pipeline runs, newest first.")
-
-
-class EventOut(_Model):
-    """One ledger event of a pipeline run."""
-
-    subject_id: str = Field(description="The pipeline run the event belongs to.")
-    seq: int = Field(description="Position in the run's ledger: 1, 2, 3… without gaps.")
-    type: str = Field(description="Event type, e.g. stage.started or pipeline.finished.")
-    at: str = Field(description="When it was recorded (RFC 3339, UTC).")
-    data: dict[str, Any] = Field(description="The event's payload.")
-
-
-class EventList(_Model):
-    """A page of events."""
-
-    items: list[EventOut] = Field(description="Events, oldest first.")
-    next_cursor: str | None = Field(
-        default=None, description="Pass as `after` for more; null on the last page."
-    )
 
 
 class CancelRequest(_Model):
@@ -282,7 +260,7 @@ async def cancel_pipeline_run(
 
 @router.get(
     "/pipeline-runs/{run_id}/events",
-    response_model=EventList,
+    response_model=LedgerEventList,
     operation_id="listPipelineRunEvents",
     summary="Read a pipeline run's event ledger",
     responses=_ERRORS,
@@ -293,45 +271,15 @@ async def list_pipeline_run_events(
     pipelines: Pipelines,
     after: Annotated[int, Query(ge=0, description="Only events with a greater seq.")] = 0,
     limit: Annotated[int, Query(ge=1, le=1000, description="Page size.")] = 200,
-) -> EventList:
+) -> LedgerEventList:
     """Events with ``seq > after``, oldest first."""
     await pipelines.get(org, run_id)
     events = await pipelines.ledger.read(run_id, org_id=org, after=after, limit=limit + 1)
     page = events[:limit]
-    return EventList(
-        items=[EventOut.model_validate(e.to_json()) for e in page],
+    return LedgerEventList(
+        items=[LedgerEvent.model_validate(e.to_json()) for e in page],
         next_cursor=str(page[-1].seq) if len(events) > limit else None,
     )
-
-
-def _sse(event_id: int | None, event: str, data: Any) -> bytes:
-    lines = [f"id: {event_id}"] if event_id is not None else []
-    lines.append(f"event: {event}")
-    lines.append("data: " + json.dumps(data, separators=(",", ":")))
-    return ("\n".join(lines) + "\n\n").encode()
-
-
-async def _stream(
-    ledger: Ledger, pipelines: PipelineService, org: str, run_id: str, after: int, heartbeat: float
-) -> AsyncIterator[bytes]:
-    yield b": connected\n\n"
-    if (await pipelines.get(org, run_id)).finished and await ledger.last_seq(run_id) <= after:
-        yield _sse(None, "done", {"pipelineRunId": run_id, "lastEventId": after})
-        return
-    async for event in ledger.subscribe(run_id, org_id=org, after=after, heartbeat=heartbeat):
-        if event is None:
-            yield b": heartbeat\n\n"
-            continue
-        yield _sse(event.seq, event.type, event.to_json())
-        if event.type == "pipeline.finished":
-            yield _sse(None, "done", {"pipelineRunId": run_id, "lastEventId": event.seq})
-            return
-
-
-class InvalidLastEventId(BadRequestError):
-    """The Last-Event-ID header is not a seq of this pipeline run."""
-
-    code = "invalid_last_event_id"
 
 
 @router.get(
@@ -343,7 +291,9 @@ class InvalidLastEventId(BadRequestError):
         200: {
             "description": "An SSE stream: `id: <seq>`, `event: <type>`, `data: <event JSON>`; "
             "ends with `event: done` after `pipeline.finished`. Comment lines are heartbeats.",
-            "content": {"text/event-stream": {"schema": {"$ref": "#/components/schemas/EventOut"}}},
+            "content": {
+                "text/event-stream": {"schema": {"$ref": "#/components/schemas/LedgerEvent"}}
+            },
         },
         400: {"description": "Invalid Last-Event-ID (problem+json)."},
         **_ERRORS,
@@ -360,19 +310,17 @@ async def stream_pipeline_run(
 ) -> StreamingResponse:
     """Stream events; ``Last-Event-ID`` resumes after that seq with no loss or duplicate."""
     await pipelines.get(org, run_id)
-    ledger = pipelines.ledger
-    after = 0
-    if last_event_id is not None:
-        text = last_event_id.strip()
-        if not text.isdigit() or int(text) > await ledger.last_seq(run_id):
-            raise InvalidLastEventId(
-                f"Last-Event-ID {last_event_id[:40]!r} is not an event seq of this run",
-                field="Last-Event-ID",
-            )
-        after = int(text)
-    heartbeat = app_state(request).services.get("sse.heartbeat", SSE_HEARTBEAT_SECONDS)
-    return StreamingResponse(
-        _stream(ledger, pipelines, org, run_id, after, float(heartbeat)),
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+
+    async def finished() -> bool:
+        return (await pipelines.get(org, run_id)).finished
+
+    return await event_stream(
+        request,
+        pipelines.ledger,
+        org_id=org,
+        subject_id=run_id,
+        last_event_id=last_event_id,
+        finished=finished,
+        final_types={"pipeline.finished"},
+        done={"pipelineRunId": run_id},
     )

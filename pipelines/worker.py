@@ -15,8 +15,6 @@ import fcntl
 import json
 import logging
 import os
-import secrets
-import socket
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -27,6 +25,7 @@ import anyio
 from sqlalchemy.engine import URL, make_url
 
 from writgate.errors import InputError, StoreError
+from writgate.owners import new_owner_id, owner_is_dead
 from writgate.settings import Settings
 
 from .context import StageContext
@@ -46,35 +45,7 @@ MAX_OUTPUT_BYTES = 1_000_000
 
 def new_worker_id() -> str:
     """``host:pid:random`` — the lease owner name of a worker."""
-    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
-
-
-def owner_is_dead(owner: str) -> bool:
-    """Whether a lease owner is a process of this host that no longer exists."""
-    rest = owner.split(":")
-    if len(rest) < 3:
-        return False
-    host, pid_text = ":".join(rest[:-2]), rest[-2]
-    if host != socket.gethostname() or not pid_text.isdigit():
-        return False
-    pid = int(pid_text)
-    if pid == os.getpid():
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return _is_zombie(pid)
-
-
-def _is_zombie(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rpartition(")")[2].split()[:1] == ["Z"]
+    return new_owner_id()
 
 
 @contextlib.contextmanager

@@ -25,7 +25,7 @@ from .shared import (
 
 if TYPE_CHECKING:
     from judge.api import DecisionList, DecisionOut, RefreshOut, ReviewRunList, ReviewRunOut
-    from pipelines.api import EventList, PipelineRunList, PipelineRunOut, ValidationOut
+    from pipelines.api import PipelineRunList, PipelineRunOut, ValidationOut
     from writer.api import ModelList
     from writer.lifecycle import Lifecycle
     from writer.models import CreateRunRequest, Run, RunList, RunStatus
@@ -330,7 +330,7 @@ class AsyncClient:
 
     async def list_pipeline_run_events(
         self, run_id: str, *, after: int = 0, limit: int | None = None
-    ) -> EventList:
+    ) -> LedgerEventList:
         """One page of a pipeline run's ledger."""
         return await self._send(calls.list_pipeline_run_events(run_id, after=after, limit=limit))
 

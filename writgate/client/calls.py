@@ -17,7 +17,7 @@ from pydantic import BaseModel
 
 if TYPE_CHECKING:
     from judge.api import DecisionList, DecisionOut, RefreshOut, ReviewRunList, ReviewRunOut
-    from pipelines.api import EventList, PipelineRunList, PipelineRunOut, ValidationOut
+    from pipelines.api import PipelineRunList, PipelineRunOut, ValidationOut
     from writer.api import ModelList
     from writer.lifecycle import Lifecycle
     from writer.models import CreateRunRequest, Run, RunList, RunStatus
@@ -288,15 +288,15 @@ def cancel_pipeline_run(run_id: str, *, reason: str | None = None) -> Call[Pipel
 
 def list_pipeline_run_events(
     run_id: str, *, after: int = 0, limit: int | None = None
-) -> Call[EventList]:
+) -> Call[LedgerEventList]:
     """``GET /pipeline-runs/{id}/events``."""
-    from pipelines.api import EventList
+    from writgate.sse import LedgerEventList
 
     params: Params = []
     _add(params, "after", after)
     _add(params, "limit", limit)
     path = f"{PIPELINES}/pipeline-runs/{segment(run_id)}/events"
-    return Call("GET", path, _model(EventList), params=params, safe=True)
+    return Call("GET", path, _model(LedgerEventList), params=params, safe=True)
 
 
 def pipeline_stream_path(run_id: str) -> str:
