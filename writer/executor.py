@@ -46,6 +46,9 @@ from .validation import run_validation
 __all__ = ["Executor", "driver_of", "provenance_trailers"]
 
 log = logging.getLogger("writgate.writer")
+# Cleanup (settling a run, closing sandboxes) is shielded from cancellation but never unbounded:
+# a sandbox that will not close must not hang a shutting-down server.
+CLEANUP_SECONDS = 20.0
 L = Lifecycle
 
 
@@ -133,7 +136,7 @@ class Executor:
             await self._release(run_id)
         close_provider = getattr(self.provider, "aclose", None)
         if close_provider is not None:
-            with anyio.CancelScope(shield=True):
+            with anyio.move_on_after(CLEANUP_SECONDS, shield=True):
                 await close_provider()
 
     def wake(self) -> None:
@@ -307,12 +310,12 @@ class Executor:
             with scope:
                 await self._turn(org_id, run_id, sandbox, text)
             if scope.cancelled_caught:
-                with anyio.CancelScope(shield=True):
+                with anyio.move_on_after(CLEANUP_SECONDS, shield=True):
                     await self._settle(org_id, run_id, L.CANCELLED)
                     await self._release(run_id)
         except Exception as exc:  # a turn must never leave the run stuck in running
             log.exception("run %s: turn crashed", run_id)
-            with anyio.CancelScope(shield=True):
+            with anyio.move_on_after(CLEANUP_SECONDS, shield=True):
                 await self._fail(
                     org_id,
                     run_id,
@@ -553,7 +556,7 @@ class Executor:
     async def _release(self, run_id: str) -> None:
         sandbox = self._sandboxes.pop(run_id, None)
         if sandbox is not None:
-            with anyio.CancelScope(shield=True):
+            with anyio.move_on_after(CLEANUP_SECONDS, shield=True):
                 try:
                     await sandbox.close()
                 except SandboxError:
