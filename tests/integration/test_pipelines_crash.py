@@ -4,6 +4,7 @@ stage's side effect happened exactly once."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import signal
@@ -105,11 +106,13 @@ async def _trial(
             run_id = first
         assert first == run_id, first
         await anyio.sleep(rng.uniform(0.0, 0.6))  # a random point of the run
-        process.kill()
+        with contextlib.suppress(ProcessLookupError):  # a quick run may already be over
+            process.kill()
         await process.wait()  # reaped: its pid is gone, its leases can be taken over
     finally:
         if process.returncode is None:
-            process.kill()
+            with contextlib.suppress(ProcessLookupError):
+                process.kill()
             await process.wait()
         await process.aclose()
     before = await service.get("default", run_id)
