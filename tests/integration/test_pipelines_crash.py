@@ -191,7 +191,7 @@ async def test_sigkill_at_random_points_then_resume(
         except BaseException as exc:
             raise AssertionError(f"trial {number} failed (seed {seed})") from exc
     # the kills really interrupted runs, mid-stage too
-    assert totals["interrupted"] >= TRIALS // 2, totals
+    assert totals["interrupted"] >= TRIALS // 4, totals
     assert totals["reclaimed"] >= 1, totals
 
 
