@@ -14,6 +14,7 @@ changes, so the host can kill the process when a budget is crossed (DESIGN.md §
 
 from __future__ import annotations
 
+import abc
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -92,7 +93,7 @@ class ParsedEvent:
     data: Mapping[str, Any]
 
 
-class StreamParser:
+class StreamParser(abc.ABC):
     """Turns one CLI's output lines into ledger events, usage, a session id and an outcome.
 
     Subclasses implement :meth:`feed` and :meth:`outcome`; they keep :attr:`usage` as the
@@ -107,13 +108,13 @@ class StreamParser:
         self.summary: str | None = None
         self.unparsed = 0
 
+    @abc.abstractmethod
     def feed(self, stream: str, line: str) -> list[ParsedEvent]:
         """The events that one line of output (``stream`` is stdout or stderr) means."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def outcome(self, exit_code: int) -> TurnResult:
         """How the turn ended, from the exit code and everything fed so far."""
-        raise NotImplementedError
 
     # -- helpers for subclasses ----------------------------------------------------------
 
@@ -225,7 +226,7 @@ class _Recorder:
             )
 
 
-class CliAgent:
+class CliAgent(abc.ABC):
     """A coding-agent CLI run once per turn inside the sandbox, its output parsed as it comes.
 
     Subclasses set :attr:`name`, :attr:`credential_env` and implement :meth:`command` and
@@ -238,13 +239,13 @@ class CliAgent:
     install_hint: ClassVar[str] = ""
     """How to install the CLI, for the error of a sandbox that does not have it."""
 
+    @abc.abstractmethod
     def command(self, context: TurnContext) -> tuple[list[str], bytes | None]:
         """The argv of this turn and what to write to its standard input."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def parser(self) -> StreamParser:
         """A fresh parser for one turn's output."""
-        raise NotImplementedError
 
     def environment(self, context: TurnContext) -> dict[str, str]:
         """The environment of the CLI process (on top of the sandbox's own)."""
