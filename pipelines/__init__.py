@@ -16,7 +16,9 @@ from .errors import (
 from .loader import load_pipeline, parse_pipeline
 from .spec import (
     Concurrency,
+    EventFilter,
     Input,
+    On,
     Pipeline,
     Retries,
     Stage,
@@ -32,7 +34,9 @@ from .stages import register as register_stage_kind
 
 __all__ = [
     "Concurrency",
+    "EventFilter",
     "Input",
+    "On",
     "Pipeline",
     "PipelineError",
     "PipelineRunNotFound",

@@ -63,8 +63,9 @@ class _Builder:
             for key_node, value_node in node.value:
                 key = self._constructor.construct_object(key_node, deep=True)
                 if not isinstance(key, str):
-                    # YAML 1.1 reads `on:`/`yes:` as booleans; a key is always a name here.
-                    key = str(key).lower() if isinstance(key, bool) else str(key)
+                    # YAML 1.1 reads `on:`/`yes:` as booleans; a key is always a name here,
+                    # spelled as written.
+                    key = key_node.value if isinstance(key_node, ScalarNode) else str(key)
                 child = (*path, key)
                 line, column = _mark(key_node)
                 if key in result:
@@ -127,6 +128,8 @@ def pipeline_from_data(
                 )
             ]
         )
+    if True in data and "on" not in data:  # yaml.safe_load reads the key `on:` as True
+        data = {("on" if key is True else key): value for key, value in data.items()}
     try:
         pipeline = Pipeline.model_validate(data)
     except ValidationError as exc:

@@ -28,11 +28,14 @@ from pydantic import (
 from .durations import format_duration, parse_duration
 from .errors import PipelineSpecError, SpecProblem, TemplateError
 from .templates import CONDITION_FUNCTIONS, TOP_LEVEL_NAMES, is_template, references
+from .triggers import EventFilter, On, OnField, on_problems
 
 __all__ = [
     "BUILTIN_KINDS",
     "Concurrency",
+    "EventFilter",
     "Input",
+    "On",
     "Path",
     "Pipeline",
     "Retries",
@@ -136,6 +139,7 @@ class Pipeline(_Model):
 
     name: str
     description: str | None = None
+    on: OnField = Field(default=None, description="the forge events that start the pipeline")
     inputs: dict[str, Input] = Field(default_factory=dict)
     concurrency: Concurrency | None = None
     stages: dict[str, Stage] = Field(default_factory=dict)
@@ -472,6 +476,10 @@ def _message(error: Mapping[str, Any]) -> str:
     for prefix in ("Value error, ", "Assertion failed, "):
         if message.startswith(prefix):
             message = message[len(prefix) :]
+    loc = tuple(error.get("loc", ()))
+    if error.get("type") == "extra_forbidden" and len(loc) == 2 and loc[0] == "on":
+        events = ", ".join(On.model_fields)
+        return f"unknown event {loc[-1]!r} (pipelines start on: {events})"
     if error.get("type") == "extra_forbidden":
         field = str(error["loc"][-1]) if error.get("loc") else "?"
         message = f"unknown field {field!r}"
@@ -486,7 +494,7 @@ def _message(error: Mapping[str, Any]) -> str:
 _KNOWN_KEYS = sorted(
     {
         (f.alias or name)
-        for model in (Pipeline, Stage, Input, Concurrency, Retries)
+        for model in (Pipeline, Stage, Input, Concurrency, Retries, On, EventFilter)
         for name, f in model.model_fields.items()
     }
 )
@@ -588,6 +596,9 @@ def find_issues(pipeline: Pipeline, *, known_kinds: Iterable[str] | None = None)
     for name, spec in pipeline.inputs.items():
         if spec.required and spec.default is not None:
             yield Issue(("inputs", name), "an input with a default cannot be required")
+    if pipeline.on is not None:
+        for path, message in on_problems(pipeline.on, pipeline.inputs):
+            yield Issue(path, message)
     if pipeline.concurrency is not None:
         yield from _check_template(
             pipeline,
