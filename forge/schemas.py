@@ -31,9 +31,11 @@ __all__ = [
     "RepositoryList",
     "RepositoryOut",
     "ReviewOut",
+    "SkippedPipelineOut",
     "TriggerDetail",
     "TriggerList",
     "TriggerOut",
+    "TriggeredRunOut",
     "WebhookAccepted",
 ]
 
@@ -185,6 +187,22 @@ class PullRequestEventOut(_Out):
     data: dict[str, Any]
 
 
+class TriggeredRunOut(_Out):
+    """A pipeline run a trigger started."""
+
+    pipeline: str = Field(description="The pipeline's name.")
+    file: str = Field(description="Its file, relative to the pipeline directory.")
+    run_id: str = Field(description="The pipeline run id (prun_…).")
+
+
+class SkippedPipelineOut(_Out):
+    """A pipeline a trigger did not start."""
+
+    pipeline: str | None = Field(description="The pipeline's name (null: the file is invalid).")
+    file: str = Field(description="Its file, relative to the pipeline directory.")
+    reason: str = Field(description="Why it was not started.")
+
+
 class TriggerOut(_Out):
     """A stored GitHub webhook delivery that starts a pipeline."""
 
@@ -200,6 +218,17 @@ class TriggerOut(_Out):
     installation_id: int | None
     sender: str | None
     received_at: str
+    dispatched_at: str | None = Field(
+        default=None,
+        description="When the pipelines configured for it (`on:`) were started; null: not yet.",
+    )
+    pipeline_runs: list[TriggeredRunOut] = Field(
+        default_factory=list, description="The pipeline runs it started."
+    )
+    skipped_pipelines: list[SkippedPipelineOut] = Field(
+        default_factory=list,
+        description="Pipelines configured for its event that it did not start, and why.",
+    )
 
 
 class TriggerDetail(TriggerOut):

@@ -167,6 +167,11 @@ triggers = Table(
     Column("sender", String(200), nullable=True),
     Column("payload", JSON, nullable=False),
     Column("received_at", DateTime(timezone=True), nullable=False),
+    # when the pipelines it starts were started (NULL: not yet — a dispatcher picks it up)
+    Column("dispatched_at", DateTime(timezone=True), nullable=True),
+    # what the dispatch did: [{pipeline, file, runId} | {pipeline, file, reason}]
+    Column("dispatch", JSON, nullable=True),
     UniqueConstraint("delivery_id"),
     Index("ix_forge_triggers_org_id_received_at", "org_id", "received_at"),
+    Index("ix_forge_triggers_dispatched_at", "dispatched_at"),
 )

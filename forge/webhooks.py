@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -97,9 +97,12 @@ class Trigger:
     sender: str | None
     received_at: datetime
     payload: Mapping[str, Any]
+    dispatched_at: datetime | None = None
+    dispatch: tuple[Mapping[str, Any], ...] = ()
+    org_id: str = ""
 
     def to_json(self, *, with_payload: bool = False) -> dict[str, Any]:
-        """The API shape."""
+        """The API shape (``pipelineRuns`` and ``skippedPipelines`` once dispatched)."""
         data: dict[str, Any] = {
             "id": self.id,
             "deliveryId": self.delivery_id,
@@ -112,11 +115,22 @@ class Trigger:
             "baseRef": self.base_ref,
             "installationId": self.installation_id,
             "sender": self.sender,
-            "receivedAt": self.received_at.isoformat().replace("+00:00", "Z"),
+            "receivedAt": _iso(self.received_at),
+            "dispatchedAt": _iso(self.dispatched_at),
+            "pipelineRuns": [dict(item) for item in self.dispatch if item.get("runId")],
+            "skippedPipelines": [dict(item) for item in self.dispatch if not item.get("runId")],
         }
         if with_payload:
             data["payload"] = dict(self.payload)
         return data
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat().replace("+00:00", "Z") if value is not None else None
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    return value if value is None or value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def _get(data: Any, *path: str) -> Any:
@@ -177,7 +191,8 @@ def trigger_fields(event: str, payload: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _trigger(row: Any) -> Trigger:
-    received = row.received_at if row.received_at.tzinfo else row.received_at.replace(tzinfo=UTC)
+    received = _utc(row.received_at)
+    assert received is not None
     return Trigger(
         id=row.id,
         delivery_id=row.delivery_id,
@@ -192,6 +207,9 @@ def _trigger(row: Any) -> Trigger:
         sender=row.sender,
         received_at=received,
         payload=row.payload,
+        dispatched_at=_utc(row.dispatched_at),
+        dispatch=tuple(row.dispatch or ()),
+        org_id=row.org_id,
     )
 
 
@@ -201,6 +219,16 @@ class TriggerStore:
 
     def __init__(self, *, engine: AsyncEngine):
         self.engine = engine
+        self._listeners: list[Callable[[Trigger], None]] = []
+
+    def add_listener(self, listener: Callable[[Trigger], None]) -> None:
+        """Call ``listener(trigger)`` after each new trigger is committed (in this process)."""
+        self._listeners.append(listener)
+
+    def remove_listener(self, listener: Callable[[Trigger], None]) -> None:
+        """Undo :meth:`add_listener`."""
+        if listener in self._listeners:
+            self._listeners.remove(listener)
 
     async def record(
         self, org_id: str, *, delivery_id: str, event: str, payload: Mapping[str, Any]
@@ -226,7 +254,34 @@ class TriggerStore:
             raise DuplicateDelivery(
                 f"delivery {delivery_id!r} was already received", delivery_id=delivery_id
             ) from exc
-        return await self.get(org_id, values["id"])
+        trigger = await self.get(org_id, values["id"])
+        for listener in list(self._listeners):
+            listener(trigger)
+        return trigger
+
+    async def undispatched(self, *, limit: int = 50) -> list[Trigger]:
+        """Triggers of every org whose pipelines were not started yet, oldest first."""
+        query = (
+            select(triggers)
+            .where(triggers.c.dispatched_at.is_(None))
+            .order_by(triggers.c.received_at, triggers.c.id)
+            .limit(limit)
+        )
+        async with db.read(self.engine) as conn:
+            rows = (await conn.execute(query)).all()
+        return [_trigger(row) for row in rows]
+
+    async def mark_dispatched(
+        self, org_id: str, trigger_id: str, outcomes: Sequence[Mapping[str, Any]]
+    ) -> Trigger:
+        """Record that ``trigger_id``'s pipelines were started (or skipped) as ``outcomes``."""
+        async with db.write(self.engine) as conn:
+            await conn.execute(
+                triggers.update()
+                .where(triggers.c.id == trigger_id, triggers.c.org_id == org_id)
+                .values(dispatched_at=datetime.now(UTC), dispatch=[dict(o) for o in outcomes])
+            )
+        return await self.get(org_id, trigger_id)
 
     async def get(self, org_id: str, trigger_id: str) -> Trigger:
         """One trigger of ``org_id``."""

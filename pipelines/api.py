@@ -105,6 +105,11 @@ class PipelineRunOut(_Model):
     source: str | None = Field(
         description="Where the pipeline came from: a file of the pipeline directory, or api."
     )
+    trigger_id: str | None = Field(
+        default=None,
+        description="The forge trigger (trg_…, `GET /api/v1/forge/triggers/{id}`) that started "
+        "the run; null when it was started by hand.",
+    )
     concurrency_group: str | None = Field(description="Runs of one group run one at a time.")
     cancel_requested: bool = Field(description="Whether a cancel was requested.")
     cancel_reason: str | None = Field(description="Why it was cancelled.")

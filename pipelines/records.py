@@ -101,6 +101,7 @@ class PipelineRun:
     started_at: datetime | None
     finished_at: datetime | None
     stages: tuple[StageRun, ...] = ()
+    trigger_id: str | None = None
 
     @property
     def finished(self) -> bool:
@@ -122,6 +123,7 @@ class PipelineRun:
             "status": self.status,
             "inputs": dict(self.inputs),
             "source": self.source,
+            "triggerId": self.trigger_id,
             "concurrencyGroup": self.concurrency_group,
             "cancelRequested": self.cancel_requested,
             "cancelReason": self.cancel_reason,

@@ -48,10 +48,18 @@ class PipelineService:
         *,
         source: str | None = None,
         base_dir: str | Path | None = None,
+        run_id: str | None = None,
+        trigger_id: str | None = None,
     ) -> PipelineRun:
         """Record a new run (its first stages queued); workers or :meth:`execute` run it."""
         return await self.store.create_run(
-            org_id, pipeline, inputs, source=source, base_dir=base_dir
+            org_id,
+            pipeline,
+            inputs,
+            source=source,
+            base_dir=base_dir,
+            run_id=run_id,
+            trigger_id=trigger_id,
         )
 
     async def get(self, org_id: str, run_id: str) -> PipelineRun:

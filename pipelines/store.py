@@ -266,11 +266,15 @@ class PipelineStore:
         *,
         source: str | None = None,
         base_dir: str | Path | None = None,
+        run_id: str | None = None,
+        trigger_id: str | None = None,
     ) -> PipelineRun:
         """Check ``pipeline`` and ``inputs``, record a new run and queue its first stages.
 
         With a concurrency group the run waits (``queued``) while another run of the group is
         active; with ``cancelInProgress`` the active runs of the group are cancelled first.
+        A given ``run_id`` that exists already is a ``StoreError`` and changes nothing (the
+        trigger dispatcher derives it from the trigger, so a second dispatch cannot add a run).
         """
         pipeline.check()
         values = _json_safe(resolve_inputs(pipeline, inputs))
@@ -283,7 +287,7 @@ class PipelineStore:
                     where="concurrency.group",
                 )
             )[:500]
-        run_id = new_id("prun")
+        run_id = run_id or new_id("prun")
         spec = pipeline.to_dict()
         self._specs[run_id] = pipeline
 
@@ -306,6 +310,7 @@ class PipelineStore:
                         concurrency_group=group,
                         cancel_requested=False,
                         created_at=now,
+                        trigger_id=trigger_id,
                     )
                 )
                 await conn.execute(
@@ -1244,4 +1249,5 @@ def _run_record(row: Row[Any], pipeline: Pipeline, stages: tuple[StageRun, ...])
         started_at=utc(row.started_at),
         finished_at=utc(row.finished_at),
         stages=stages,
+        trigger_id=row.trigger_id,
     )

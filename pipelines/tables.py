@@ -40,6 +40,8 @@ pipeline_runs = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("started_at", DateTime(timezone=True), nullable=True),
     Column("finished_at", DateTime(timezone=True), nullable=True),
+    # the forge trigger (trg_…) that started the run, if one did
+    Column("trigger_id", String(64), nullable=True),
     Index("ix_pipeline_runs_org_id_created_at", "org_id", "created_at"),
     Index("ix_pipeline_runs_concurrency_group_status", "concurrency_group", "status"),
     Index("ix_pipeline_runs_status", "status"),

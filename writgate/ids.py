@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import threading
 import time
+from datetime import datetime
 
-__all__ = ["is_id", "new_id"]
+__all__ = ["derived_id", "is_id", "new_id"]
 
 _ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
 _ID = re.compile(r"^[a-z]{1,8}_[0-9a-hjkmnp-tv-z]{26}$")
@@ -35,6 +37,14 @@ def new_id(prefix: str) -> str:
             rand = int.from_bytes(os.urandom(10), "big") >> 1
         _last = (ms, rand)
     return f"{prefix}_{_encode(ms, 10)}{_encode(rand, 16)}"
+
+
+def derived_id(prefix: str, key: str, *, at: datetime) -> str:
+    """The id with ``prefix`` that ``key`` always gives (sorting by ``at``): an idempotency key
+    turned into a primary key, so a second insert for the same ``key`` collides."""
+    ms = int(at.timestamp() * 1000)
+    digest = int.from_bytes(hashlib.sha256(key.encode()).digest()[:10], "big")
+    return f"{prefix}_{_encode(ms, 10)}{_encode(digest, 16)}"
 
 
 def is_id(value: str, prefix: str | None = None) -> bool:

@@ -15,6 +15,9 @@ from forge.webhooks import TriggerStore, WebhookSettings
 from judge.gate import MergeGate, program_reviewers_from_env, public_url_from_env
 from judge.store import ReviewStore
 from judge.watch import GateWatcher
+from pipelines.api import pipeline_dir
+from pipelines.dispatch import TriggerDispatcher
+from pipelines.durations import parse_duration
 from pipelines.service import PipelineService
 from writer.executor import Executor
 from writer.sandbox import SandboxProvider, provider_for
@@ -27,7 +30,7 @@ from writgate.web import AppState
 from writgate.webhooks import Deliverer, WebhookService
 from writgate.webhooks import attach as attach_webhooks
 
-__all__ = ["Services", "build_services", "make_services"]
+__all__ = ["Services", "build_services", "make_services", "trigger_dispatcher"]
 
 
 @dataclass
@@ -84,6 +87,31 @@ def make_services(settings: Settings, engine: AsyncEngine, ledger: Ledger) -> Se
     )
 
 
+def trigger_dispatcher(
+    triggers: TriggerStore, pipelines: PipelineService, settings: Settings
+) -> TriggerDispatcher:
+    """The dispatcher of forge triggers to the pipeline directory's pipelines.
+
+    ``WRITGATE_TRIGGER_POLL`` (default 2s) is how often it looks for triggers stored by another
+    process.
+    """
+    poll = os.environ.get("WRITGATE_TRIGGER_POLL") or "2s"
+    try:
+        interval = parse_duration(poll)
+    except ValueError as exc:
+        raise ConfigError(f"WRITGATE_TRIGGER_POLL: {exc}") from None
+    return TriggerDispatcher(
+        triggers=triggers,
+        pipelines=pipelines,
+        directory=pipeline_dir(settings.home),
+        poll_interval=interval,
+    )
+
+
+def _on(name: str) -> bool:
+    return os.environ.get(name, "on").lower() not in ("off", "0", "false", "no")
+
+
 def build_services(state: AppState) -> None:
     """Register every domain service in ``state.services`` (routers use ``web.service``)."""
     services = make_services(state.settings, state.engine, state.ledger)
@@ -113,6 +141,11 @@ def build_services(state: AppState) -> None:
         engine=state.engine, ledger=state.ledger, settings=state.settings, services=state.services
     )
     state.services["pipelines"] = pipelines
+    dispatcher = trigger_dispatcher(state.services["forge.triggers"], pipelines, state.settings)
+    state.services["pipelines.triggers"] = dispatcher
+    if _on("WRITGATE_TRIGGER_DISPATCH"):
+        # Stored forge triggers start the pipelines configured for them (`on:`).
+        state.background.append(dispatcher.serve)
     if os.environ.get("WRITGATE_SERVER_WORKER", "on").lower() not in ("off", "0", "false", "no"):
         # The server runs pipeline stages itself unless dedicated `writgate worker`s do.
         state.background.append(pipelines.serve)

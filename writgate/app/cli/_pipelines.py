@@ -177,6 +177,8 @@ async def run_with_progress(
 def print_run(run: PipelineRun, out: TextIO = sys.stdout) -> None:
     """A readable summary of a run and its stages."""
     print(f"{run.id}  {run.name}  {run.status}", file=out)
+    if run.trigger_id:
+        print(f"  started by forge trigger {run.trigger_id} ({run.source})", file=out)
     if run.error:
         print(f"  error: {run.error}", file=out)
     if run.cancel_reason:

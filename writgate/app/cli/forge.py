@@ -333,5 +333,11 @@ def _triggers(args: argparse.Namespace) -> int:
         print(
             f"{t.received_at:%Y-%m-%d %H:%M:%S}  {t.event}/{t.action}  {t.repository or '-'}"
             f"#{t.number or '-'}  {(t.head_sha or '')[:12]}  {t.delivery_id}"
+            + ("" if t.dispatched_at else "  (pipelines not started yet)")
         )
+        for item in t.dispatch:
+            if item.get("runId"):
+                print(f"    started {item['pipeline']} ({item['file']}): {item['runId']}")
+            else:
+                print(f"    skipped {item['pipeline'] or item['file']}: {item['reason']}")
     return 0

@@ -10,10 +10,12 @@ from typing import Any
 
 import anyio
 
+from forge.webhooks import TriggerStore
 from pipelines import WorkerConflict
 from pipelines.durations import parse_duration
 from pipelines.worker import sqlite_worker_lock
 from writgate.app.database import Database
+from writgate.app.services import trigger_dispatcher
 from writgate.errors import InputError
 from writgate.settings import Settings
 from writgate.webhooks import deliverer_for
@@ -42,6 +44,12 @@ def register(commands: Any) -> None:
         "--no-webhooks",
         action="store_true",
         help="do not deliver webhooks from this worker (by default it also sends them)",
+    )
+    parser.add_argument(
+        "--no-triggers",
+        action="store_true",
+        help="do not start pipelines for stored forge triggers from this worker (by default it "
+        "starts those of the pipeline directory, like the server)",
     )
     parser.set_defaults(handler=_worker)
 
@@ -84,6 +92,10 @@ def _worker(args: argparse.Namespace) -> int:
                     if not args.no_webhooks:
                         # Webhook deliveries (writgate.webhooks) go out from workers too.
                         await tg.start(deliverer_for(database.ledger, home=settings.home).serve)
+                    if not args.no_triggers:
+                        # So do forge triggers a server stored but could not dispatch.
+                        triggers = TriggerStore(engine=database.engine)
+                        await tg.start(trigger_dispatcher(triggers, service, settings).serve)
                     await worker.run()
                     tg.cancel_scope.cancel()
             print(f"worker stopped after {worker.stages_run} stage(s)", file=sys.stderr)
