@@ -1,25 +1,42 @@
-"""Redaction of secrets in text that is about to be stored, logged or sent."""
+"""Redaction of secrets in text that is about to be stored, logged or sent.
+
+Three sources of what to hide: the common credential formats (:data:`SECRET_PATTERNS`), the
+literal values of the host's own credentials (environment variables named like a token, secret,
+password or API key, :func:`host_secret_values`) and the literal values a caller passes (the
+agent's credentials). A :class:`Redactor` does the same over a stream of lines: it hides the lines
+of a private key block between its BEGIN and END lines, and a value it once recognised (an AWS
+secret key after ``aws_secret_access_key=``) also where it appears alone later.
+"""
 
 from __future__ import annotations
 
+import os
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
-__all__ = ["SECRET_PATTERNS", "redact"]
+__all__ = ["SECRET_PATTERNS", "Redactor", "host_secret_values", "redact"]
 
-# Common credential formats. Redaction errs on the side of hiding.
+# Common credential formats. Redaction errs on the side of hiding. Group 1 is the secret.
 SECRET_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
     (
         "github-token",
         re.compile(r"\b(gh[pousr]_[A-Za-z0-9]{20,255}|github_pat_[A-Za-z0-9_]{22,255})"),
     ),
     ("aws-access-key-id", re.compile(r"\b((?:AKIA|ASIA)[A-Z0-9]{16})\b")),
+    (
+        "aws-secret-access-key",
+        re.compile(
+            r"(?i)aws[_-]?secret[_-]?(?:access[_-]?)?key[\"']?\s*(?:[:=]|=>)\s*[\"']?"
+            r"([A-Za-z0-9/+]{40})(?![A-Za-z0-9/+])"
+        ),
+    ),
     ("slack-token", re.compile(r"\b(xox[abposr]-[A-Za-z0-9-]{10,})")),
     ("stripe-key", re.compile(r"\b((?:sk|rk)_(?:live|test)_[A-Za-z0-9]{16,})")),
-    ("openai-key", re.compile(r"\b(sk-(?:proj-)?[A-Za-z0-9_-]{20,})")),
     ("anthropic-key", re.compile(r"\b(sk-ant-[A-Za-z0-9_-]{20,})")),
+    ("openai-key", re.compile(r"\b(sk-(?:proj-)?[A-Za-z0-9_-]{20,})")),
     ("google-api-key", re.compile(r"\b(AIza[0-9A-Za-z_-]{35})")),
     ("writgate-key", re.compile(r"\b((?:wg|whsec)_[A-Za-z0-9+/=_-]{16,})")),
+    ("jwt", re.compile(r"\b(eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,})")),
     (
         "private-key",
         re.compile(
@@ -30,17 +47,85 @@ SECRET_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("url-credentials", re.compile(r"[a-z][a-z0-9+.-]*://[^/\s:@]+:([^/\s@]+)@")),
 )
 
+# Host environment variables whose values are credentials (names, case-insensitive).
+_SECRET_NAME = re.compile(
+    r"(?i)(TOKEN|SECRET|PASSWORD|PASSWD|PASSPHRASE|CREDENTIAL|API_?KEY|PRIVATE_?KEY|ACCESS_?KEY)"
+)
+_NOT_A_VALUE = re.compile(r"(?i)_(FILE|PATH|DIR|URL)$")
+_MIN_VALUE = 8
+_PEM_BEGIN = re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----")
+_PEM_END = re.compile(r"-----END [A-Z ]*PRIVATE KEY-----")
+_MARKER = "[REDACTED]"
 
-def redact(text: str, extra_values: Iterable[str] = ()) -> str:
-    """``text`` with known secret formats and the given literal values replaced by a marker."""
-    for value in extra_values:
-        if value and len(value) >= 6:
-            text = text.replace(value, "[REDACTED]")
+
+def host_secret_values(environ: Mapping[str, str] | None = None) -> list[str]:
+    """Values of the environment's credential variables (``GITHUB_TOKEN``, ``*_API_KEY``, …).
+
+    Names ending in ``_FILE``, ``_PATH``, ``_DIR`` or ``_URL`` point at credentials rather than
+    hold them; values shorter than 8 characters (``1``, ``on``) are settings, not secrets.
+    """
+    env = os.environ if environ is None else environ
+    return [
+        value
+        for name, value in env.items()
+        if len(value) >= _MIN_VALUE and _SECRET_NAME.search(name) and not _NOT_A_VALUE.search(name)
+    ]
+
+
+def _hide_values(text: str, values: Iterable[str]) -> str:
+    for value in sorted({v for v in values if v and len(v) >= 6}, key=len, reverse=True):
+        text = text.replace(value, _MARKER)
+    return text
+
+
+def _hide_patterns(text: str, found: set[str] | None = None) -> str:
     for kind, pattern in SECRET_PATTERNS:
         marker = f"[REDACTED:{kind}]"
 
         def hide(match: re.Match[str], marker: str = marker) -> str:
+            if found is not None and len(match.group(1)) >= _MIN_VALUE:
+                found.add(match.group(1))
             return match.group(0).replace(match.group(1), marker)
 
         text = pattern.sub(hide, text)
     return text
+
+
+def redact(text: str, extra_values: Iterable[str] = ()) -> str:
+    """``text`` with known secret formats, the host's credentials and the given literal values
+    replaced by a marker."""
+    text = _hide_values(text, [*extra_values, *host_secret_values()])
+    return _hide_patterns(text)
+
+
+class Redactor:
+    """Redacts the lines of one output (an agent's stdout and stderr) as they come.
+
+    Unlike :func:`redact` on each line alone, it hides every line of a private key block (its
+    BEGIN and END lines arrive as separate lines), and it remembers each secret it recognised so
+    that the same value printed alone later is hidden too.
+    """
+
+    def __init__(self, extra_values: Iterable[str] = ()):
+        self.values: set[str] = {v for v in extra_values if v and len(v) >= 6}
+        self.values.update(host_secret_values())
+        self._in_key: set[str] = set()
+
+    def text(self, text: str) -> str:
+        """``text`` redacted; the secrets recognised in it are remembered."""
+        found: set[str] = set()
+        text = _hide_patterns(_hide_values(text, self.values), found)
+        self.values.update(found)
+        return text
+
+    def line(self, line: str, stream: str = "") -> str:
+        """One line of ``stream``: inside a private key block, the whole line is hidden."""
+        if stream in self._in_key:
+            if _PEM_END.search(line):
+                self._in_key.discard(stream)
+                return "[REDACTED:private-key]" + self.text(_PEM_END.split(line, 1)[1])
+            return "[REDACTED:private-key]"
+        begin = _PEM_BEGIN.search(line)
+        if begin and not _PEM_END.search(line, begin.end()):
+            self._in_key.add(stream)
+        return self.text(line)

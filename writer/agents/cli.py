@@ -22,7 +22,7 @@ from typing import Any, ClassVar
 
 from writer.sandbox import ExecResult, Sandbox
 from writer.sandbox.bubblewrap import HOME
-from writgate.redact import redact
+from writgate.redact import Redactor
 
 from .protocol import AgentEventSink, TurnContext, TurnResult, TurnUsage
 
@@ -193,12 +193,20 @@ class _Recorder:
     def __init__(self, emit: AgentEventSink, context: TurnContext):
         self.emit = emit
         self.turn = context.turn
-        self.secrets = [value for value in context.env.values() if len(value) >= 6]
+        self.redactor = Redactor(value for value in context.env.values() if len(value) >= 6)
         self.count = 0
+
+    def text(self, value: str, limit: int = MAX_TEXT_CHARS) -> str:
+        """``value`` redacted, then cut to ``limit`` (redacting first: a cut can split a token;
+        only twice the limit is redacted, so a huge value costs no more than a long one)."""
+        head = value[: 2 * limit]
+        text = self.redactor.text(head)
+        size = len(text) + len(value) - len(head)
+        return text if size <= limit else f"{text[:limit]}… [{size - limit} more characters]"
 
     def clean(self, value: Any) -> Any:
         if isinstance(value, str):
-            return redact(bounded(value), self.secrets)
+            return self.text(value)
         if isinstance(value, Mapping):
             return {str(k): self.clean(v) for k, v in value.items()}
         if isinstance(value, (list, tuple)):
@@ -286,7 +294,7 @@ class CliAgent(abc.ABC):
         await recorder.record(ParsedEvent("agent.usage", usage_event(outcome.usage, final=True)))
         await recorder.close()
         if outcome.failure_message:
-            message = redact(bounded(outcome.failure_message, 1000), recorder.secrets)
+            message = recorder.text(outcome.failure_message, 1000)
             outcome = TurnResult(
                 ok=outcome.ok,
                 exit_code=outcome.exit_code,

@@ -10,7 +10,7 @@ from jinja2.sandbox import SandboxedEnvironment
 
 from writer.errors import AgentError
 from writer.sandbox import Sandbox
-from writgate.redact import redact
+from writgate.redact import Redactor
 
 from .protocol import AgentEventSink, TurnContext, TurnResult, TurnUsage
 
@@ -50,14 +50,16 @@ class CommandAgent:
         """Run the command once for this turn."""
         argv = render_argv(self.argv, context)
         count = 0
-        secrets = [v for v in context.env.values() if len(v) >= 8]
+        redactor = Redactor(v for v in context.env.values() if len(v) >= 8)
 
         async def on_output(stream: str, line: str) -> None:
             nonlocal count
             count += 1
             if count > MAX_MESSAGES_PER_TURN:
+                redactor.line(line, stream)
                 return
-            text = redact(line[:MAX_MESSAGE_CHARS], secrets)
+            # Every line goes through the redactor (a private key spans lines) before it is cut.
+            text = redactor.line(line[: 4 * MAX_MESSAGE_CHARS], stream)[:MAX_MESSAGE_CHARS]
             await emit("agent.message", {"stream": stream, "text": text, "turn": context.turn})
 
         result = await sandbox.exec(argv, env=dict(context.env), on_output=on_output)

@@ -1,0 +1,66 @@
+"""The kernel redactor: credential formats, the host's own credentials, lines of a stream."""
+
+from __future__ import annotations
+
+import pytest
+
+from writgate.redact import Redactor, host_secret_values, redact
+
+JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c"
+AWS_SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+
+
+def test_formats_without_a_prefix_of_their_own() -> None:
+    assert redact(f"token {JWT} used") == "token [REDACTED:jwt] used"
+    assert redact(f"export AWS_SECRET_ACCESS_KEY={AWS_SECRET}") == (
+        "export AWS_SECRET_ACCESS_KEY=[REDACTED:aws-secret-access-key]"
+    )
+    assert redact(f'aws_secret_access_key: "{AWS_SECRET}"').count("[REDACTED") == 1
+    # Alone, 40 characters of base64 are not a secret (a git object id in base64 looks the same).
+    assert redact(AWS_SECRET) == AWS_SECRET
+    assert redact("sk-ant-api03-" + "a" * 40) == "[REDACTED:anthropic-key]"
+
+
+def test_the_hosts_credentials_are_hidden_by_value(monkeypatch: pytest.MonkeyPatch) -> None:
+    legacy = "0123456789abcdef0123456789abcdef01234567"  # no known format
+    monkeypatch.setenv("GITHUB_TOKEN", legacy)
+    monkeypatch.setenv("WRITGATE_GITHUB_TOKEN", "v1.installation-token-value")
+    monkeypatch.setenv("WRITGATE_SIGNING_KEY_FILE", "/etc/writgate/key.pem")
+    monkeypatch.setenv("WRITGATE_SERVER_WORKER", "off")
+    assert redact(f"fetch with {legacy} failed") == "fetch with [REDACTED] failed"
+    assert redact("header v1.installation-token-value") == "header [REDACTED]"
+    values = host_secret_values()
+    assert legacy in values and "/etc/writgate/key.pem" not in values and "off" not in values
+    assert host_secret_values({"OPENAI_API_KEY": "sk-xxxxxxxx", "TOKEN_TTL": "60"}) == [
+        "sk-xxxxxxxx"
+    ]
+
+
+def test_a_private_key_block_printed_line_by_line() -> None:
+    redactor = Redactor()
+    lines = [
+        ("stdout", "key follows:"),
+        ("stdout", "-----BEGIN OPENSSH PRIVATE KEY-----"),
+        ("stderr", "unrelated stderr line"),
+        ("stdout", "b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAAAMwAAAAtz"),
+        ("stdout", "-----END OPENSSH PRIVATE KEY----- and after"),
+        ("stdout", "back to normal"),
+    ]
+    out = [redactor.line(text, stream) for stream, text in lines]
+    assert out == [
+        "key follows:",
+        "[REDACTED:private-key]",
+        "unrelated stderr line",
+        "[REDACTED:private-key]",
+        "[REDACTED:private-key] and after",
+        "back to normal",
+    ]
+
+
+def test_a_recognised_secret_is_hidden_where_it_appears_alone_later() -> None:
+    redactor = Redactor(["agent-credential-value"])
+    assert redactor.line(f"AWS_SECRET_ACCESS_KEY={AWS_SECRET}") == (
+        "AWS_SECRET_ACCESS_KEY=[REDACTED:aws-secret-access-key]"
+    )
+    assert redactor.line(f"again: {AWS_SECRET}", "stderr") == "again: [REDACTED]"
+    assert redactor.text("uses agent-credential-value") == "uses [REDACTED]"
