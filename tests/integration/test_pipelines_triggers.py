@@ -22,6 +22,7 @@ from pipelines.loader import load_pipeline
 from pipelines.service import PipelineService
 from tests.integration.forge_server import create_api_key, running_server
 from tests.integration.github_fake import deep_update, schema_example
+from writgate.app.cli import main
 from writgate.app.database import Database, open_database
 from writgate.settings import Settings
 
@@ -127,7 +128,10 @@ def _dispatched(client: httpx.Client, trigger_id: str) -> Any:
 
 
 def test_a_signed_delivery_starts_the_configured_pipeline_once(
-    settings: Settings, pipeline_folder: Path
+    settings: Settings,
+    pipeline_folder: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     token = create_api_key(settings)
     with (
@@ -206,6 +210,17 @@ def test_a_signed_delivery_starts_the_configured_pipeline_once(
         assert sorted(r["name"] for r in runs) == ["pr-check", "pr-check"]
         listed = c.get("/api/v1/forge/triggers", params={"event": "pull_request"}).json()
         assert sum(len(t["pipelineRuns"]) for t in listed["items"]) == 2
+
+        # the CLI shows the same
+        monkeypatch.setenv("WRITGATE_HOME", str(settings.home))
+        monkeypatch.setenv("WRITGATE_DATABASE_URL", settings.database_url)
+        capsys.readouterr()
+        assert main(["forge", "triggers"]) == 0
+        listing = capsys.readouterr().out
+        assert f"started pr-check (pr.yaml): {started['runId']}" in listing
+        assert "skipped suite-check: input 'number' is required" in listing
+        assert main(["pipeline", "status", started["runId"]]) == 0
+        assert f"started by forge trigger {trigger['id']} (pr.yaml)" in capsys.readouterr().out
 
 
 async def _record(settings: Settings, payload: Any) -> Trigger:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -172,3 +173,17 @@ def test_inputs_come_from_the_trigger_by_name() -> None:
     }
     _, missing = trigger_inputs(pipeline.inputs, trigger(event="merge_group", number=None))
     assert missing == "input 'number' is required and this merge_group trigger has none"
+
+
+def test_the_readme_example_is_valid() -> None:
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    section = readme.split("### Pipelines started by forge webhooks", 1)[1]
+    pipeline = parse_pipeline(section.split("```yaml\n", 1)[1].split("```", 1)[0])
+    assert pipeline.on is not None and [event for event, _ in pipeline.on.events()] == [
+        "pull_request",
+        "merge_group",
+    ]
+    inputs, missing = trigger_inputs(
+        pipeline.inputs, trigger(event="merge_group", action="checks_requested", number=None)
+    )
+    assert missing is None and inputs["headSha"] == "a" * 40 and "number" not in inputs

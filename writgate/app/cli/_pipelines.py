@@ -174,8 +174,9 @@ async def run_with_progress(
     return final, interrupted
 
 
-def print_run(run: PipelineRun, out: TextIO = sys.stdout) -> None:
-    """A readable summary of a run and its stages."""
+def print_run(run: PipelineRun, out: TextIO | None = None) -> None:
+    """A readable summary of a run and its stages (on stdout by default)."""
+    out = out or sys.stdout  # looked up now: tests and tools may replace sys.stdout
     print(f"{run.id}  {run.name}  {run.status}", file=out)
     if run.trigger_id:
         print(f"  started by forge trigger {run.trigger_id} ({run.source})", file=out)
