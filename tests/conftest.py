@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
+import faulthandler
 import os
+import queue
+import shutil
 import subprocess
+import threading
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import anyio
 import pytest
 
 from writgate.app.database import Database, open_database
@@ -49,22 +55,83 @@ def postgres_server() -> str:
     return PG_HOST
 
 
-@pytest.fixture
-def pg_database_url(postgres_server: str) -> Iterator[str]:
-    """A fresh, empty PostgreSQL database for one test, dropped afterwards."""
-    name = f"writgate_test_{uuid.uuid4().hex[:12]}"
+async def _migrate(url: str, home: Path) -> None:
+    database = await open_database(Settings(home=home, database_url=url))
+    await database.dispose()
+
+
+class _Dropper:
+    """Drops the test databases in a background thread: a DROP takes seconds under load, and no
+    test waits for the previous test's database to go. The session waits for all at its end."""
+
+    def __init__(self) -> None:
+        self.names: queue.Queue[str | None] = queue.Queue()
+        self.thread = threading.Thread(target=self._run, name="pg-dropper", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while (name := self.names.get()) is not None:
+            try:
+                _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            except subprocess.SubprocessError:
+                pass  # left for the next session's sweep of writgate_test_* databases
+
+    def close(self) -> None:
+        self.names.put(None)
+        self.thread.join(timeout=300)
+
+
+@pytest.fixture(scope="session")
+def pg_template(postgres_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A PostgreSQL database with every migration applied, the template of each test database
+    (cloning it takes a fraction of the time the migrations take)."""
+    name = f"writgate_template_{uuid.uuid4().hex[:12]}"
     _pg_admin(f'CREATE DATABASE "{name}"')
+    url = f"postgresql+asyncpg://postgres@{postgres_server}:5432/{name}"
+    anyio.run(_migrate, url, tmp_path_factory.mktemp("pg-template-home"))
     try:
-        yield f"postgresql+asyncpg://postgres@{postgres_server}:5432/{name}"
+        yield name
     finally:
         _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+@pytest.fixture(scope="session")
+def _pg_dropper(pg_template: str) -> Iterator[_Dropper]:
+    dropper = _Dropper()
+    try:
+        yield dropper
+    finally:
+        dropper.close()
+
+
+@pytest.fixture
+def pg_database_url(postgres_server: str, pg_template: str, _pg_dropper: _Dropper) -> Iterator[str]:
+    """A fresh PostgreSQL database for one test (every migration applied), dropped afterwards."""
+    name = f"writgate_test_{uuid.uuid4().hex[:12]}"
+    _pg_admin(f'CREATE DATABASE "{name}" TEMPLATE "{pg_template}"')
+    try:
+        yield f"postgresql+asyncpg://postgres@{postgres_server}:5432/{name}"
+    finally:
+        _pg_dropper.names.put(name)
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite database file with every migration applied, copied for each test."""
+    directory = tmp_path_factory.mktemp("sqlite-template")
+    path = directory / "writgate.db"
+    anyio.run(_migrate, f"sqlite+aiosqlite:///{path}", directory / "home")
+    return path
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """An empty database of each kind: a SQLite file, then a fresh PostgreSQL database."""
+    """A fresh database of each kind, every migration applied: a SQLite file, then a PostgreSQL
+    database (both copied from a template migrated once per session)."""
     if request.param == "sqlite":
-        return f"sqlite+aiosqlite:///{tmp_path / 'writgate.db'}"
+        path = tmp_path / "writgate.db"
+        shutil.copyfile(request.getfixturevalue("sqlite_template"), path)
+        return f"sqlite+aiosqlite:///{path}"
     return str(request.getfixturevalue("pg_database_url"))
 
 
@@ -76,7 +143,7 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
 @pytest.fixture
 async def database(settings: Settings) -> AsyncIterator[Database]:
     """A migrated database (SQLite and PostgreSQL) with its ledger."""
-    database = await open_database(settings)
+    database = await open_database(settings, migrate_schema=False)  # a migrated copy
     try:
         yield database
     finally:
@@ -110,3 +177,64 @@ def git_repo(tmp_path: Path) -> Path:
     git(repo, "add", "-A")
     git(repo, "commit", "-qm", "initial")
     return repo
+
+
+# -- a hung test must not take the rest of the session with it -------------------------------
+
+_HANG_DUMPS = Path(os.environ.get("TMPDIR", "/tmp")) / f"writgate-hangs-{os.getpid()}.txt"
+
+
+def _timeout_of(item: pytest.Item) -> float:
+    marker = item.get_closest_marker("timeout")
+    if marker is not None and marker.args:
+        return float(marker.args[0])
+    return float(item.config.getini("timeout") or 0)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    """Shortly before pytest-timeout fails a hung test, dump every thread's stack (the main
+    thread's too, which pytest-timeout leaves out) for the summary at the end of the session."""
+    timeout = _timeout_of(item)
+    with _HANG_DUMPS.open("a") as dumps:
+        if timeout > 20:
+            dumps.write(f"\n== {item.nodeid} still running after {timeout - 10:.0f} s\n")
+            dumps.flush()
+            faulthandler.dump_traceback_later(timeout - 10, file=dumps)
+        try:
+            yield
+        finally:
+            faulthandler.cancel_dump_traceback_later()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_teardown(item: pytest.Item) -> Iterator[None]:
+    yield
+    _forget_a_broken_anyio_runner()  # before the rerun of a test that hung
+
+
+def _forget_a_broken_anyio_runner() -> None:
+    """When a timeout interrupted the close of anyio's test runner, the plugin keeps the closed
+    runner and every later async test fails with "Runner is closed": forget it."""
+    from anyio import pytest_plugin
+
+    if pytest_plugin._runner_leases == 0 and pytest_plugin._current_runner is not None:
+        stack = pytest_plugin._runner_stack
+        pytest_plugin._runner_stack = pytest_plugin._current_runner = None
+        if stack is not None:
+            with contextlib.suppress(Exception):
+                stack.close()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Print the stacks of the tests that hung (empty when none did)."""
+    try:
+        text = _HANG_DUMPS.read_text()
+        _HANG_DUMPS.unlink()
+    except FileNotFoundError:
+        return
+    hung = [part for part in text.split("\n== ") if "Thread 0x" in part]
+    if hung:
+        terminalreporter.section("stacks of hung tests")
+        for part in hung:
+            terminalreporter.write_line("== " + part.strip())
