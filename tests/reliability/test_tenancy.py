@@ -416,6 +416,15 @@ def test_every_route_with_another_orgs_key_is_404(
                     answer = b_api.request(method, route.path, json=body)
                     wrong += _expect_404(f"B {method} {route.path} (body)", answer, api=True)
                     covered += 1
+        # Names are per org: B may create its own acme/app (no 409 telling it A's exists), and
+        # that one is not A's: its PR #1 does not exist.
+        own = b_api.post("/api/v1/forge/local/repositories", json={"name": REPO})
+        if own.status_code != 201:
+            wrong.append(f"B creating its own {REPO} -> {own.status_code} {own.text[:200]}")
+        base = f"/api/v1/forge/local/repositories/{REPO}"
+        wrong += _expect_404(
+            f"B GET {base}/pulls/1 (B's own repo)", b_api.get(f"{base}/pulls/1"), api=True
+        )
         after = _snapshot(a_api, ids)
     assert not unfilled, (
         "routes with path parameters this test cannot fill (teach _seed_org_a/_fill the object "
