@@ -23,7 +23,9 @@ from pipelines.service import PipelineService
 from tests.integration.forge_server import create_api_key, running_server
 from tests.integration.github_fake import deep_update, schema_example
 from writgate.app.cli import main
+from writgate.app.dashboard.sessions import SESSION_COOKIE, SessionManager, load_session_secret
 from writgate.app.database import Database, open_database
+from writgate.auth import KeyStore
 from writgate.settings import Settings
 
 SECRET = "trigger-secret"
@@ -253,6 +255,24 @@ def test_the_server_dispatches_triggers_stored_before_it_started(
             lambda r: r["status"] not in ("queued", "running"),
         )
         assert (run["status"], run["triggerId"]) == ("succeeded", trigger.id)
+        # the dashboard's page of the run names its trigger
+        cookie = anyio.run(_session_cookie, settings, token)
+        html = httpx.get(
+            f"{url}/pipelines/{started['runId']}", cookies={SESSION_COOKIE: cookie}
+        ).text
+        assert f"Started by forge trigger <code>{trigger.id}</code> from <code>pr.yaml" in html
+
+
+async def _session_cookie(settings: Settings, token: str) -> str:
+    database = await open_database(settings)
+    try:
+        manager = SessionManager(
+            secret=load_session_secret(settings.home), keys=KeyStore(engine=database.engine)
+        )
+        _session, cookie = await manager.login(token)
+    finally:
+        await database.dispose()
+    return cookie
 
 
 @pytest.mark.anyio
