@@ -10,10 +10,11 @@ from dataclasses import dataclass
 import yaml
 
 from writer.sandbox import Sandbox, SandboxError
+from writgate.redact import redact
 
 from .models import ValidationOutcome
 
-__all__ = ["ValidationCommand", "commands_for", "run_validation"]
+__all__ = ["ValidationCommand", "commands_for", "output_tail", "run_validation"]
 
 JUNIT_PATH = "/tmp/writgate-junit.xml"
 _PYTEST = re.compile(r"(\d+) (passed|failed|skipped|error|errors)\b")
@@ -127,6 +128,12 @@ def _counts_from_junit(data: bytes) -> dict[str, int]:
     }
 
 
+def output_tail(output: str, limit: int = 2000) -> str:
+    """The end of a command's output, redacted before it is cut (a cut could split a secret;
+    a private key block is hidden whole when its BEGIN line is within the redacted window)."""
+    return redact(output[-10 * limit :])[-limit:]
+
+
 async def run_validation(
     sandbox: Sandbox, mode: str, *, command_timeout: float = 900
 ) -> ValidationOutcome | None:
@@ -141,7 +148,7 @@ async def run_validation(
     for command in commands:
         result = await sandbox.exec(list(command.argv), timeout=command_timeout)
         output = result.stdout + result.stderr
-        tail = output[-2000:]
+        tail = output_tail(output)
         counts: dict[str, int] = {}
         if command.kind == "tests":
             try:

@@ -120,7 +120,7 @@ stages:
       prompt: Configure the deployment credentials.
       agent: {driver: command, script: agent.py}
       publish: {mode: draft_pr}
-      validationMode: none
+      validationMode: tests
       session: {keepWarmSeconds: 0}
       safety: {network: {mode: none}, resources: {maxTurns: 1, maxWallSeconds: 120}}
   review:
@@ -173,6 +173,14 @@ def _setup_home(home: Path) -> Path:
     (folder / "repo").mkdir(parents=True)
     (folder / "repo" / "README.md").write_text("hello\n")
     (folder / "repo" / "app.py").write_text("X = 1\n")
+    # The repository's tests print the configuration the agent wrote (as a failing assertion
+    # would): the validation output carries every token too.
+    (folder / "repo" / ".writgate.yml").write_text("validate:\n  - python3 check.py\n")
+    (folder / "repo" / "check.py").write_text(
+        "import pathlib\n"
+        "for name in ('settings.py', 'deploy.env', 'id_rsa'):\n"
+        "    print(pathlib.Path(name).read_text())\n"
+    )
     (folder / "pipeline.yaml").write_text(PIPELINE)
     (folder / "policy.yaml").write_text(POLICY)
     (folder / "agent.py").write_text(AGENT.format(blob=_blob()))
@@ -312,6 +320,8 @@ def test_no_token_leaves_the_agent(
         # The agent did print and write every token: the sweep below is not vacuous.
         run = api.get(f"/api/v1/coding-agent/runs/{run_id}").json()
         assert run["lifecycle"] == "succeeded", run
+        assert run["result"]["validation"]["result"] == "PASSED", run["result"]
+        assert "[REDACTED" in run["result"]["validation"]["outputTail"], run["result"]
         messages = api.get(
             f"/api/v1/coding-agent/runs/{run_id}/events", params={"limit": 1000}
         ).json()["items"]

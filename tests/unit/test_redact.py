@@ -64,3 +64,17 @@ def test_a_recognised_secret_is_hidden_where_it_appears_alone_later() -> None:
     )
     assert redactor.line(f"again: {AWS_SECRET}", "stderr") == "again: [REDACTED]"
     assert redactor.text("uses agent-credential-value") == "uses [REDACTED]"
+
+
+def test_a_validation_output_tail_is_redacted_before_it_is_cut() -> None:
+    from writer.validation import output_tail
+
+    token = "ghp_" + "a1B2c3D4e5" * 4
+    output = "x" * 5000 + f"\nassert config == {{'token': '{token}'}}\n" + "y" * 1960
+    tail = output_tail(output)
+    assert len(tail) == 2000
+    # Cut first, the tail would start inside the token and keep most of it.
+    assert token[-16:] in output[-2000:]
+    assert token[-16:] not in tail and "[REDACTED:github-token]" in tail
+    key = "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\n-----END PRIVATE KEY-----"
+    assert "MIIEvQIBADANBgkq" not in output_tail("test output\n" + key + "1 passed\n")
