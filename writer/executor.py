@@ -151,19 +151,31 @@ class Executor:
 
     async def recover(self) -> None:
         """Settle the runs whose driving process died (never another live process's runs)."""
-        for run_id in await self.store.ids_in("*", [L.STARTING, L.RUNNING]):
-            org = await self.store.org_of(run_id)
-            if self._orphaned(await self.store.get(org, run_id)):
-                await self._fail(
-                    org,
-                    run_id,
-                    "sandbox_lost",
-                    "the process running this run stopped; its sandbox is gone",
-                )
-        for run_id in await self.store.ids_in("*", [L.AWAITING_FOLLOW_UP]):
-            org = await self.store.org_of(run_id)
-            if self._orphaned(await self.store.get(org, run_id)):
-                await self._expire(org, run_id, reason="sandbox_lost")
+        for run_id in await self.store.ids_in("*", [L.STARTING, L.RUNNING, L.AWAITING_FOLLOW_UP]):
+            await self.settle_if_orphaned(await self.store.org_of(run_id), run_id)
+
+    async def settle_if_orphaned(self, org_id: str, run_id: str) -> RunRecord:
+        """Settle ``run_id`` if the process driving it died; the run as it is now.
+
+        A run mid-turn fails with ``sandbox_lost``, a warm run expires. A process that re-attaches
+        to a run (a pipeline stage taken over after a crash) calls this instead of waiting for a
+        run that nobody drives any more.
+        """
+        record = await self.store.get(org_id, run_id)
+        if record.lifecycle not in (L.STARTING, L.RUNNING, L.AWAITING_FOLLOW_UP):
+            return record
+        if not self._orphaned(record):
+            return record
+        if record.lifecycle is L.AWAITING_FOLLOW_UP:
+            await self._expire(org_id, run_id, reason="sandbox_lost")
+        else:
+            await self._fail(
+                org_id,
+                run_id,
+                "sandbox_lost",
+                "the process running this run stopped; its sandbox is gone",
+            )
+        return await self.store.get(org_id, run_id)
 
     async def _expiry_loop(self) -> None:
         while True:

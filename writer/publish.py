@@ -19,7 +19,7 @@ from writgate.git import mirror, run_git
 
 from .errors import WriterError
 
-__all__ = ["PublishFailed", "PublishResult", "branch_name", "publish_change"]
+__all__ = ["PublishFailed", "PublishResult", "branch_name", "branch_tip", "publish_change"]
 
 
 class PublishFailed(WriterError):
@@ -41,6 +41,16 @@ def branch_name(run_id: str, title: str) -> str:
     """``writgate/<short id>-<slug>`` for a run."""
     slug = re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")[:40].strip("-") or "change"
     return f"writgate/{run_id.removeprefix('run_')[-8:]}-{slug}"
+
+
+async def branch_tip(url: str, branch: str) -> str | None:
+    """The commit ``branch`` points at in the repository at ``url``, or ``None`` if it is absent."""
+    out = (await run_git(["ls-remote", url, f"refs/heads/{branch}"])).decode()
+    for line in out.splitlines():
+        sha, _, ref = line.partition("\t")
+        if ref == f"refs/heads/{branch}":
+            return sha
+    return None
 
 
 async def publish_change(

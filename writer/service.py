@@ -11,6 +11,7 @@ from .errors import RunConflict
 from .executor import Executor
 from .lifecycle import TERMINAL, Lifecycle, next_actions_for
 from .models import CreateRunRequest, FollowUpRequest
+from .publish import branch_name, branch_tip
 from .store import RunFilters, RunRecord, RunStore
 
 __all__ = ["WriterService"]
@@ -104,6 +105,31 @@ class WriterService:
         )
         self.executor.wake()
         return record
+
+    async def settle_if_orphaned(self, org_id: str, run_id: str) -> RunRecord:
+        """The run, settled first if the process driving it died (see :class:`Executor`)."""
+        return await self.executor.settle_if_orphaned(org_id, run_id)
+
+    async def retry(self, record: RunRecord, *, idempotency_key: str) -> tuple[RunRecord, bool]:
+        """A queued run that redoes the work of ``record``, a run that was interrupted.
+
+        The new run (chained to ``record``) starts from the same base and publishes to the same
+        branch, on top of whatever ``record`` pushed before it stopped: its pull request, if it
+        opened one, is updated, never opened a second time. ``(run, created)``.
+        """
+        branch = str(record.result.get("branch") or branch_name(record.id, record.title))
+        url = await self.executor.forge_for(record.org_id).clone_url(record.repository)
+        extra: dict[str, str] = {"branch": branch}
+        tip = await branch_tip(url, branch)
+        if tip is not None:
+            extra["headSha"] = tip
+        return await self.store.create(
+            record.org_id,
+            record.spec,
+            idempotency_key=idempotency_key,
+            parent=record,
+            extra_result=extra,
+        )
 
     async def complete(self, org_id: str, run_id: str) -> RunRecord:
         """Close a warm session."""

@@ -4,7 +4,9 @@
 ``agent: {driver: command, script: PATH, interpreter: python3}`` runs a script that ships next to
 the pipeline file as the command agent, and ``seedFrom: DIR`` creates the repository on the local
 forge from a folder when it does not exist yet. The run's idempotency key comes from the pipeline
-run and the stage, so a stage re-run after a crash re-attaches to its run: never a second PR.
+run and the stage, so a stage re-run after a crash re-attaches to its run: never a second PR. A run
+that a crash interrupted (its process and sandbox gone) is settled and redone by a retry run on the
+same branch, which updates the pull request the interrupted run may have opened.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from passport import writer_from_run
 from writer.lifecycle import Lifecycle
 from writer.models import CreateRunRequest
 from writer.service import WriterService
+from writer.store import RunRecord
 
 from ..context import StageContext
 from ..errors import StageFailure
@@ -26,6 +29,8 @@ from . import register
 __all__ = ["run_writer"]
 
 _OK = (Lifecycle.SUCCEEDED, Lifecycle.AWAITING_FOLLOW_UP)
+# Failures that say nothing about the change: the run's sandbox (or its process) went away.
+_INTERRUPTIONS = ("sandbox_lost", "sandbox_error")
 
 
 def _agent(ctx: StageContext, agent: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
@@ -48,6 +53,39 @@ async def _seed(ctx: StageContext, repository: str, folder: str) -> None:
     await create(repository, from_dir=ctx.resolve_path(folder))
 
 
+def _interrupted(record: RunRecord) -> bool:
+    failure = record.failure or {}
+    return record.lifecycle is Lifecycle.FAILED and failure.get("code") in _INTERRUPTIONS
+
+
+async def _past_interruptions(
+    ctx: StageContext, writer: WriterService, record: RunRecord, created: bool
+) -> RunRecord:
+    """The run this attempt waits for: the stage's run, or the one redoing it after it stopped.
+
+    A run found (not created) by this attempt may have been driven by a process that died: it is
+    settled first, and if it was interrupted (its sandbox lost), a retry run redoes its work on
+    the same branch and pull request, keyed by the interrupted run so that every process
+    re-attaching follows the same chain. A run created here is this attempt's to report.
+    """
+    while not created:
+        record = await writer.settle_if_orphaned(ctx.org_id, record.id)
+        if not _interrupted(record):
+            break
+        interrupted = record.id
+        record, created = await writer.retry(
+            record, idempotency_key=f"{ctx.stage_key}:after:{interrupted}"
+        )
+        await ctx.progress(
+            f"writer run {interrupted} was interrupted; "
+            + ("retried in" if created else "re-attached to")
+            + f" {record.id}",
+            runId=record.id,
+            interruptedRunId=interrupted,
+        )
+    return record
+
+
 async def run_writer(ctx: StageContext) -> Mapping[str, Any]:
     """Create (or re-attach to) the stage's run and wait until it settles."""
     writer: WriterService = ctx.services["writer"]
@@ -68,6 +106,7 @@ async def run_writer(ctx: StageContext) -> Mapping[str, Any]:
         ctx.org_id, request, idempotency_key=ctx.stage_key, start=False
     )
     await ctx.progress("writer run " + ("created" if created else "re-attached"), runId=record.id)
+    record = await _past_interruptions(ctx, writer, record, created)
 
     async def cancel_run() -> None:
         current = await writer.get(ctx.org_id, record.id)
@@ -83,7 +122,7 @@ async def run_writer(ctx: StageContext) -> Mapping[str, Any]:
         raise StageFailure(
             f"writer run {record.id} {record.lifecycle.value}: {failure['code']}: "
             f"{failure['message']}",
-            retryable=failure.get("code") in ("sandbox_lost", "sandbox_error"),
+            retryable=failure.get("code") in _INTERRUPTIONS,
         )
     result = record.result
     pr = result.get("pullRequest")
