@@ -200,10 +200,18 @@ class TriggerDispatcher:
         done = 0
         while True:
             pending = await self.triggers.undispatched(limit=self.batch_size)
+            batch = 0
             for trigger in pending:
-                await self.dispatch(trigger)
-                done += 1
-            if len(pending) < self.batch_size:
+                try:
+                    await self.dispatch(trigger)
+                except StoreError:
+                    raise  # the database is down: the next round retries them all
+                except Exception:  # one trigger's bug must not hold up the ones behind it
+                    log.exception("dispatching forge trigger %s failed", trigger.id)
+                    continue
+                batch += 1
+            done += batch
+            if batch < self.batch_size:  # the last page, or one that will fail again
                 return done
 
     async def serve(self, *, task_status: Any = anyio.TASK_STATUS_IGNORED) -> None:
