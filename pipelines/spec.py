@@ -713,6 +713,11 @@ def _check_with(stage: Stage, base: Path) -> Iterator[Issue]:
 def json_schema() -> dict[str, Any]:
     """The JSON Schema of a pipeline file, for editors."""
     schema = Pipeline.model_json_schema(by_alias=True)
+    events = list(On.model_fields)  # the shorthands `on: pull_request`, `on: [a, b]`
+    schema["properties"]["on"]["anyOf"][1:1] = [
+        {"enum": events},
+        {"type": "array", "items": {"enum": events}, "uniqueItems": True},
+    ]
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": "https://writgate.dev/schemas/pipeline.json",

@@ -6,7 +6,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
+import yaml
 
 from forge.webhooks import Trigger
 from pipelines import EventFilter, On, Pipeline, PipelineSpecError, command, json_schema
@@ -80,7 +82,19 @@ def test_python_api_builds_the_same_model() -> None:
 
 def test_json_schema_describes_on() -> None:
     schema = json_schema()
-    assert "on" in schema["properties"]
+    shorthand = schema["properties"]["on"]["anyOf"]
+    assert {"enum": ["pull_request", "check_suite", "merge_group"]} in shorthand
+    validator = jsonschema.Draft202012Validator(schema)
+    for on_text in (
+        "pull_request",
+        "[pull_request, merge_group]",
+        "{check_suite: {actions: requested}}",
+    ):
+        data = Pipeline.from_data(yaml.safe_load(f"name: x\non: {on_text}\n{STAGES}"))
+        assert list(validator.iter_errors({**data.to_dict(), "on": yaml.safe_load(on_text)})) == []
+    bad = {"name": "x", "on": {"pull_request": {"actions": ["closed"]}}, "stages": {}}
+    [error] = validator.iter_errors(bad)
+    assert any("'closed' is not one of" in e.message for e in error.context or ())
     pull_request = schema["$defs"]["On"]["properties"]["pull_request"]
     assert pull_request["properties"]["actions"]["items"]["enum"] == [
         "opened",
