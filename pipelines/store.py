@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import anyio
-from sqlalchemy import and_, func, or_, select, tuple_, update
+from sqlalchemy import Text, and_, bindparam, func, or_, select, tuple_, type_coerce, update
 from sqlalchemy.engine import Row
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -32,7 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from writgate import db
 from writgate.errors import StoreError, WritgateError
 from writgate.ids import new_id
-from writgate.ledger import Event, Ledger
+from writgate.ledger import Ledger
 
 from .context import UpstreamStage
 from .durations import format_duration
@@ -57,6 +57,7 @@ log = logging.getLogger(__name__)
 
 NOTIFY_CHANNEL = "writgate_pipelines"
 _NOTES = "writgate_pipeline_notes"
+_EVENTS = "writgate_pipeline_events"
 _RETRY_SQLSTATES = {"40001", "40P01"}  # serialization failure, deadlock detected
 T = TypeVar("T")
 
@@ -100,8 +101,19 @@ class _StageState:
     status: str
     kind: str
     attempt: int
-    outputs: dict[str, Any] | None = None
-    dirty: dict[str, Any] = field(default_factory=dict)
+    # the outputs (a mapping), or their JSON text as read: decoded on first use
+    raw_outputs: Any = None
+
+    @property
+    def outputs(self) -> dict[str, Any] | None:
+        if isinstance(self.raw_outputs, str):
+            self.raw_outputs = json.loads(self.raw_outputs)
+        value: dict[str, Any] | None = self.raw_outputs
+        return value
+
+    @outputs.setter
+    def outputs(self, value: dict[str, Any] | None) -> None:
+        self.raw_outputs = value
 
 
 class PipelineStore:
@@ -114,6 +126,9 @@ class PipelineStore:
         self._specs: dict[str, Pipeline] = {}
         self._spec_cache_size = spec_cache_size
         self._listeners: list[Callable[[set[str]], None]] = []
+        self._statements: dict[Any, Any] = {}
+        # id(pipeline) -> (pipeline, ancestors by stage, dependents by stage)
+        self._graphs: dict[int, tuple[Pipeline, dict[str, list[str]], dict[str, list[str]]]] = {}
 
     # -- plumbing --------------------------------------------------------------------------------
 
@@ -133,9 +148,13 @@ class PipelineStore:
     @asynccontextmanager
     async def _transaction(self) -> AsyncIterator[AsyncConnection]:
         notes: set[str] = set()
+        events: list[tuple[str, str, str, dict[str, Any]]] = []
         async with self.ledger.transaction() as conn:
             conn.info[_NOTES] = notes
+            conn.info[_EVENTS] = events
             yield conn
+            # the transaction's events, in order: two statements per run, not two per event
+            await self.ledger.append_many(conn, events)
             if notes and self.dialect == "postgresql":
                 await conn.execute(select(func.pg_notify(NOTIFY_CHANNEL, " ".join(sorted(notes)))))
         if notes:
@@ -163,6 +182,27 @@ class PipelineStore:
     def _note(conn: AsyncConnection, note: str) -> None:
         conn.info[_NOTES].add(note)
 
+    def _ancestors(self, pipeline: Pipeline, stage_id: str) -> list[str]:
+        """``pipeline.ancestors(stage_id)``, computed once per pipeline object and stage."""
+        entry = self._graphs.get(id(pipeline))
+        if entry is None or entry[0] is not pipeline:
+            if len(self._graphs) >= self._spec_cache_size:
+                self._graphs.pop(next(iter(self._graphs)))
+            entry = self._graphs[id(pipeline)] = (pipeline, {}, {})
+        found = entry[1].get(stage_id)
+        if found is None:
+            found = entry[1][stage_id] = pipeline.ancestors(stage_id)
+        return found
+
+    def _dependents(self, pipeline: Pipeline, stage_id: str) -> list[str]:
+        """``pipeline.dependents(stage_id)``, computed once per pipeline object and stage."""
+        self._ancestors(pipeline, stage_id)
+        entry = self._graphs[id(pipeline)]
+        found = entry[2].get(stage_id)
+        if found is None:
+            found = entry[2][stage_id] = pipeline.dependents(stage_id)
+        return found
+
     def _pipeline(self, run_id: str, spec: Any) -> Pipeline:
         cached = self._specs.get(run_id)
         if cached is None:
@@ -179,12 +219,11 @@ class PipelineStore:
         org_id: str | None,
         type: str,
         **data: Any,
-    ) -> Event:
+    ) -> None:
+        """Record an event of the run; it is appended to the ledger when the transaction ends."""
         run_id = run if isinstance(run, str) else run.id
         org = org_id if org_id is not None else (run.org_id if isinstance(run, _RunState) else "")
-        return await self.ledger.append(
-            conn, org_id=org, subject_id=run_id, type=type, data=_json_safe(data)
-        )
+        conn.info[_EVENTS].append((org, run_id, type, _json_safe(data)))
 
     async def _lock_run(
         self,
@@ -194,44 +233,18 @@ class PipelineStore:
         *,
         with_states: bool = False,
     ) -> _RunState:
-        columns: list[Any] = [
-            runs_t.c.id,
-            runs_t.c.org_id,
-            runs_t.c.status,
-            runs_t.c.inputs,
-            runs_t.c.concurrency_group,
-            runs_t.c.cancel_requested,
-            runs_t.c.base_dir,
-        ]
         # On PostgreSQL the states are read by a later statement, whose snapshot is taken after
         # the lock is granted: rows joined to a FOR UPDATE row are not re-read after waiting.
         states_here = with_states and self.dialect != "postgresql"
-        if states_here:  # SQLite: one round trip for the run and its stages
-            columns += [
-                stages_t.c.stage_id,
-                stages_t.c.status.label("stage_status"),
-                stages_t.c.kind,
-                stages_t.c.attempt,
-                stages_t.c.outputs,
-            ]
-            query = select(*columns).select_from(
-                runs_t.join(stages_t, stages_t.c.pipeline_run_id == runs_t.c.id)
-            )
-        else:
-            query = select(*columns)
-        query = query.where(runs_t.c.id == run_id)
-        if org_id is not None:
-            query = query.where(runs_t.c.org_id == org_id)
-        if self.dialect == "postgresql":
-            query = query.with_for_update(of=runs_t)
-        rows = (await conn.execute(query)).all()
+        query = self._lock_statement(states_here, org_id is not None)
+        rows = (await conn.execute(query, {"run_id": run_id, "org_id": org_id})).all()
         if not rows:
             raise PipelineRunNotFound(f"no pipeline run {run_id!r}")
         row = rows[0]
         states = (
             {
                 r.stage_id: _StageState(
-                    status=r.stage_status, kind=r.kind, attempt=r.attempt, outputs=r.outputs
+                    status=r.stage_status, kind=r.kind, attempt=r.attempt, raw_outputs=r.outputs
                 )
                 for r in rows
             }
@@ -249,12 +262,53 @@ class PipelineStore:
             org_id=row.org_id,
             status=row.status,
             pipeline=pipeline,
-            inputs=dict(row.inputs),
+            inputs=dict(json.loads(row.inputs) if isinstance(row.inputs, str) else row.inputs),
             concurrency_group=row.concurrency_group,
             cancel_requested=bool(row.cancel_requested),
             base_dir=row.base_dir,
             states=states,
         )
+
+    def _lock_statement(self, states_here: bool, by_org: bool) -> Any:
+        """The run's row (locked on PostgreSQL), with its stages' states when ``states_here``.
+
+        Built once per variant (building a statement costs more than running it on SQLite);
+        JSON columns come back as text on SQLite (asyncpg decodes them itself), decoded once
+        (``inputs``) or when used (``outputs``) — both are mappings, never JSON strings.
+        """
+        key = ("lock", states_here, by_org)
+        query = self._statements.get(key)
+        if query is not None:
+            return query
+        columns: list[Any] = [
+            runs_t.c.id,
+            runs_t.c.org_id,
+            runs_t.c.status,
+            type_coerce(runs_t.c.inputs, Text).label("inputs"),
+            runs_t.c.concurrency_group,
+            runs_t.c.cancel_requested,
+            runs_t.c.base_dir,
+        ]
+        if states_here:  # SQLite: one round trip for the run and its stages
+            columns += [
+                stages_t.c.stage_id,
+                stages_t.c.status.label("stage_status"),
+                stages_t.c.kind,
+                stages_t.c.attempt,
+                type_coerce(stages_t.c.outputs, Text).label("outputs"),
+            ]
+            query = select(*columns).select_from(
+                runs_t.join(stages_t, stages_t.c.pipeline_run_id == runs_t.c.id)
+            )
+        else:
+            query = select(*columns)
+        query = query.where(runs_t.c.id == bindparam("run_id"))
+        if by_org:
+            query = query.where(runs_t.c.org_id == bindparam("org_id"))
+        if self.dialect == "postgresql":
+            query = query.with_for_update(of=runs_t)
+        self._statements[key] = query
+        return query
 
     # -- creating runs ---------------------------------------------------------------------------
 
@@ -410,18 +464,19 @@ class PipelineStore:
     # -- scheduling --------------------------------------------------------------------------------
 
     async def _stage_states(self, conn: AsyncConnection, run_id: str) -> dict[str, _StageState]:
-        rows = await conn.execute(
-            select(
+        query = self._statements.get("states")
+        if query is None:
+            query = self._statements["states"] = select(
                 stages_t.c.stage_id,
                 stages_t.c.status,
                 stages_t.c.kind,
                 stages_t.c.attempt,
-                stages_t.c.outputs,
-            ).where(stages_t.c.pipeline_run_id == run_id)
-        )
+                type_coerce(stages_t.c.outputs, Text).label("outputs"),
+            ).where(stages_t.c.pipeline_run_id == bindparam("run_id"))
+        rows = await conn.execute(query, {"run_id": run_id})
         return {
             row.stage_id: _StageState(
-                status=row.status, kind=row.kind, attempt=row.attempt, outputs=row.outputs
+                status=row.status, kind=row.kind, attempt=row.attempt, raw_outputs=row.outputs
             )
             for row in rows
         }
@@ -446,7 +501,7 @@ class PipelineStore:
     ) -> tuple[bool, str]:
         """Whether ``stage_id`` runs (its ``if:``, default ``success()``) and why it is skipped."""
         pipeline = run.pipeline
-        ancestors = pipeline.ancestors(stage_id)
+        ancestors = self._ancestors(pipeline, stage_id)
 
         def passed(sid: str) -> bool:
             status = states[sid].status
@@ -490,27 +545,43 @@ class PipelineStore:
         run: _RunState,
         now: datetime,
         takeover: _Takeover | None = None,
+        finished: str | None = None,
     ) -> None:
         """Queue or skip every pending stage whose needs are finished; finish the run when done.
 
         With ``takeover``, stages that become ready are started for that worker right here (up
-        to its limit) instead of being queued: a chain costs one transaction per stage.
+        to its limit) instead of being queued: a chain costs one transaction per stage. With
+        ``finished`` (the one stage that just reached a final status), only the stages that
+        need it are looked at (and, in turn, those of a stage skipped here).
         """
         if run.status != "running":
             return
         states, run.states = run.states, None
         if states is None:
             states = await self._stage_states(conn, run.id)
+        pipeline = run.pipeline
+        worklist: list[str] = []
+        if finished is not None:
+            worklist.extend(self._dependents(pipeline, finished))
         changed = True
-        while changed:
+        while changed or worklist:
             changed = False
-            for stage_id, stage in run.pipeline.stages.items():
+            if finished is not None:
+                if not worklist:
+                    break
+                candidates: Iterable[str] = [worklist.pop(0)]
+            else:
+                candidates = pipeline.stages
+            for stage_id in candidates:
+                stage = pipeline.stages[stage_id]
                 state = states[stage_id]
                 if state.status != "pending":
                     continue
                 if any(states[n].status not in TERMINAL_STAGE_STATUSES for n in stage.needs):
                     continue
                 changed = True
+                if finished is not None:
+                    worklist.extend(self._dependents(pipeline, stage_id))
                 try:
                     runs, reason = self._decide(run, stage_id, states)
                 except TemplateError as exc:
@@ -586,7 +657,7 @@ class PipelineStore:
                 status=states[sid].status,
                 outputs=dict(states[sid].outputs or {}),
             )
-            for sid in run.pipeline.ancestors(stage_id)
+            for sid in self._ancestors(run.pipeline, stage_id)
         }
         return Claim(
             pipeline_run_id=run.id,
@@ -607,11 +678,40 @@ class PipelineStore:
     async def _set_stage(
         self, conn: AsyncConnection, run_id: str, stage_id: str, **values: Any
     ) -> None:
-        await conn.execute(
-            update(stages_t)
-            .where(stages_t.c.pipeline_run_id == run_id, stages_t.c.stage_id == stage_id)
-            .values(**values)
+        params = {f"v_{k}": v for k, v in values.items()}
+        params.update(w_run=run_id, w_stage=stage_id)
+        await conn.execute(self._stage_update(tuple(sorted(values)), held=False), params)
+
+    async def _update_held(self, conn: AsyncConnection, claim: Claim, **values: Any) -> Any:
+        """Change the stage of ``claim`` if the claim still holds it (the result's rowcount)."""
+        params = {f"v_{k}": v for k, v in values.items()}
+        params.update(
+            w_run=claim.pipeline_run_id,
+            w_stage=claim.stage_id,
+            w_owner=claim.worker_id,
+            w_claims=claim.claims,
         )
+        return await conn.execute(self._stage_update(tuple(sorted(values)), held=True), params)
+
+    def _stage_update(self, keys: tuple[str, ...], held: bool) -> Any:
+        """``UPDATE`` of one stage's ``keys``; ``held``: only while the claim holds its lease."""
+        statement = self._statements.get(("update", keys, held))
+        if statement is None:
+            conditions = [
+                stages_t.c.pipeline_run_id == bindparam("w_run"),
+                stages_t.c.stage_id == bindparam("w_stage"),
+            ]
+            if held:
+                conditions += [
+                    stages_t.c.status == "running",
+                    stages_t.c.lease_owner == bindparam("w_owner"),
+                    stages_t.c.claims == bindparam("w_claims"),
+                ]
+            statement = (
+                update(stages_t).where(*conditions).values({k: bindparam(f"v_{k}") for k in keys})
+            )
+            self._statements[("update", keys, held)] = statement
+        return statement
 
     async def _finish(
         self,
@@ -853,15 +953,6 @@ class PipelineStore:
             upstream=upstream,
         )
 
-    def _held(self, claim: Claim) -> Any:
-        return and_(
-            stages_t.c.pipeline_run_id == claim.pipeline_run_id,
-            stages_t.c.stage_id == claim.stage_id,
-            stages_t.c.status == "running",
-            stages_t.c.lease_owner == claim.worker_id,
-            stages_t.c.claims == claim.claims,
-        )
-
     async def succeed(self, claim: Claim, outputs: Mapping[str, Any]) -> bool:
         """Record the stage's success and queue what it frees; False when the lease was lost."""
         kept, _ = await self.complete(claim, outputs)
@@ -891,17 +982,15 @@ class PipelineStore:
             )
             async with self._transaction() as conn:
                 run = await self._lock_run(conn, claim.pipeline_run_id, with_states=True)
-                result = await conn.execute(
-                    update(stages_t)
-                    .where(self._held(claim))
-                    .values(
-                        status="succeeded",
-                        outputs=values,
-                        error=None,
-                        finished_at=now,
-                        lease_owner=None,
-                        lease_expires_at=None,
-                    )
+                result = await self._update_held(
+                    conn,
+                    claim,
+                    status="succeeded",
+                    outputs=values,
+                    error=None,
+                    finished_at=now,
+                    lease_owner=None,
+                    lease_expires_at=None,
                 )
                 if result.rowcount != 1:
                     return False, []
@@ -917,7 +1006,7 @@ class PipelineStore:
                     attempt=claim.attempt,
                     outputs=values,
                 )
-                await self._advance(conn, run, now, takeover)
+                await self._advance(conn, run, now, takeover, finished=claim.stage_id)
                 return True, list(takeover.claimed) if takeover else []
 
         done: tuple[bool, list[Claim]] = await self._retrying(succeed)
@@ -948,19 +1037,17 @@ class PipelineStore:
                     and not run.cancel_requested
                 ):
                     delay = retries.delay(claim.attempt)
-                    result = await conn.execute(
-                        update(stages_t)
-                        .where(self._held(claim))
-                        .values(
-                            status="queued",
-                            attempt=claim.attempt + 1,
-                            error=message,
-                            outputs=values,
-                            not_before=now + timedelta(seconds=delay),
-                            queued_at=now,
-                            lease_owner=None,
-                            lease_expires_at=None,
-                        )
+                    result = await self._update_held(
+                        conn,
+                        claim,
+                        status="queued",
+                        attempt=claim.attempt + 1,
+                        error=message,
+                        outputs=values,
+                        not_before=now + timedelta(seconds=delay),
+                        queued_at=now,
+                        lease_owner=None,
+                        lease_expires_at=None,
                     )
                     if result.rowcount != 1:
                         return "lost"
@@ -977,17 +1064,15 @@ class PipelineStore:
                     )
                     self._note(conn, "ready")
                     return "retrying"
-                result = await conn.execute(
-                    update(stages_t)
-                    .where(self._held(claim))
-                    .values(
-                        status="failed",
-                        error=message,
-                        outputs=values,
-                        finished_at=now,
-                        lease_owner=None,
-                        lease_expires_at=None,
-                    )
+                result = await self._update_held(
+                    conn,
+                    claim,
+                    status="failed",
+                    error=message,
+                    outputs=values,
+                    finished_at=now,
+                    lease_owner=None,
+                    lease_expires_at=None,
                 )
                 if result.rowcount != 1:
                     return "lost"
@@ -1002,7 +1087,7 @@ class PipelineStore:
                     retryable=retryable,
                     continueOnError=stage.continue_on_error,
                 )
-                await self._advance(conn, run, now)
+                await self._advance(conn, run, now, finished=claim.stage_id)
                 return "failed"
 
         outcome: str = await self._retrying(fail)
@@ -1016,16 +1101,14 @@ class PipelineStore:
             count = 0
             async with self._transaction() as conn:
                 for claim in claims:
-                    result = await conn.execute(
-                        update(stages_t)
-                        .where(self._held(claim))
-                        .values(
-                            status="queued",
-                            queued_at=now,
-                            not_before=None,
-                            lease_owner=None,
-                            lease_expires_at=None,
-                        )
+                    result = await self._update_held(
+                        conn,
+                        claim,
+                        status="queued",
+                        queued_at=now,
+                        not_before=None,
+                        lease_owner=None,
+                        lease_expires_at=None,
                     )
                     if result.rowcount == 1:
                         count += 1

@@ -136,11 +136,17 @@ class Worker:
         self._wake.set()
 
     def _on_notes(self, notes: set[str]) -> None:
+        # Only what gives this worker something to do wakes it: a run finishing elsewhere
+        # does not (on PostgreSQL every worker hears every note; a needless wake-up costs a
+        # claim transaction on the worker and on the server).
         if self.run_id is not None and f"done:{self.run_id}" in notes:
             self._run_done = True
+            self._wake.set()
         if any(n.startswith("cancel:") for n in notes):
             self._check_leases.set()
-        self._wake.set()
+            self._wake.set()
+        if "ready" in notes:
+            self._wake.set()
 
     # -- the loop --------------------------------------------------------------------------------
 

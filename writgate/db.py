@@ -8,18 +8,29 @@ them upgrades a read to a write. PostgreSQL runs through asyncpg (the ``postgres
 from __future__ import annotations
 
 import asyncio
+import collections
 import importlib.util
+import sqlite3
 import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from threading import Thread
 from typing import Any
 
+import aiosqlite
 from sqlalchemy import MetaData, event
+from sqlalchemy.dialects.sqlite.aiosqlite import (
+    AsyncAdapt_aiosqlite_connection,
+    AsyncAdapt_aiosqlite_cursor,
+    AsyncAdapt_aiosqlite_dbapi,
+)
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
+from sqlalchemy.util import EMPTY_DICT
+from sqlalchemy.util.concurrency import await_
 
 from .errors import ConfigError, MissingExtraError
 
@@ -41,6 +52,8 @@ NAMING_CONVENTION = {
     "pk": "pk_%(table_name)s",
 }
 _READONLY = "writgate_readonly"
+BUSY_TIMEOUT_MS = 30_000
+CHECKPOINT_EVERY = 200  # commits of one connection between two WAL checkpoints
 
 
 def new_metadata() -> MetaData:
@@ -87,6 +100,7 @@ def _sqlite_engine(url: URL, **options: Any) -> AsyncEngine:
         if not path.parent.exists():
             path.parent.mkdir(parents=True, exist_ok=True)
     options.setdefault("connect_args", {"timeout": 30})
+    options.setdefault("module", _ONE_TRIP_DBAPI)
     if database in ("", ":memory:"):
         options.setdefault("poolclass", NullPool)
     engine = create_async_engine(url, **options)
@@ -97,9 +111,12 @@ def _sqlite_engine(url: URL, **options: Any) -> AsyncEngine:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA foreign_keys=ON")
+        # Durable against a crash of the process (the OS holds what was written); a power
+        # loss may drop the last commits, never corrupt the database.
         cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA wal_autocheckpoint=0")  # _OneTripConnection checkpoints
         cursor.close()
 
     @event.listens_for(engine.sync_engine, "begin")
@@ -108,6 +125,230 @@ def _sqlite_engine(url: URL, **options: Any) -> AsyncEngine:
         conn.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
 
     return engine
+
+
+def _one_trip(
+    conn: sqlite3.Connection, operation: Any, parameters: Any, many: bool
+) -> tuple[Any, list[Any] | None, int, int | None]:
+    """Execute, fetch every row, close the cursor: one call, on whichever thread runs it."""
+    cursor = conn.cursor()
+    try:
+        if many:
+            cursor.executemany(operation, parameters)
+        elif parameters is None:
+            cursor.execute(operation)
+        else:
+            cursor.execute(operation, parameters)
+        description = cursor.description
+        rows = cursor.fetchall() if description else None
+        return description, rows, cursor.rowcount, cursor.lastrowid
+    finally:
+        cursor.close()
+
+
+class _OneTripCursor(AsyncAdapt_aiosqlite_cursor):  # type: ignore[misc]
+    """A statement is one call: no hop at all inside a write transaction, else one hop.
+
+    The stock adapter opens a cursor, executes, fetches and closes it in four round trips to
+    aiosqlite's thread. Each is a queue put, a thread wake-up and an event-loop wake-up: on a
+    loaded machine, each costs a scheduling delay that dwarfs the statement. Here one function
+    does all four and the results (rows, description, rowcount, lastrowid) stay in memory.
+    """
+
+    __slots__ = ("_description", "_lastrowid", "_rowcount")
+
+    def __init__(self, adapt_connection: Any):
+        self._adapt_connection = adapt_connection
+        self._connection = adapt_connection._connection
+        self._cursor = None  # type: ignore[assignment]  # no aiosqlite cursor: nothing to close
+        self._soft_closed_memoized = EMPTY_DICT
+        self._rows = collections.deque()
+        self._description: Any = None
+        self._rowcount = -1
+        self._lastrowid: int | None = None
+
+    @property
+    def description(self) -> Any:
+        return self._description
+
+    @property
+    def rowcount(self) -> int:
+        return self._rowcount
+
+    @property
+    def lastrowid(self) -> int | None:  # type: ignore[override]  # sqlite3's may be None
+        return self._lastrowid
+
+    @property
+    def arraysize(self) -> int:
+        return 1
+
+    @arraysize.setter
+    def arraysize(self, value: int) -> None:
+        pass
+
+    async def _async_soft_close(self) -> None:
+        return None
+
+    def close(self) -> None:
+        self._rows.clear()
+
+    def setinputsizes(self, *inputsizes: Any) -> None:
+        return None
+
+    def execute(self, operation: Any, parameters: Any = None) -> Any:
+        connection: Any = self._adapt_connection
+        try:
+            if operation == "BEGIN IMMEDIATE" and await_(connection._begin_here()):
+                return None
+            self._keep(await_(connection._call(_one_trip, operation, parameters, False)))
+        except Exception as error:
+            connection._handle_exception(error)
+
+    def executemany(self, operation: Any, seq_of_parameters: Any) -> Any:
+        connection: Any = self._adapt_connection
+        try:
+            self._keep(await_(connection._call(_one_trip, operation, seq_of_parameters, True)))
+        except Exception as error:
+            connection._handle_exception(error)
+
+    def _keep(self, found: tuple[Any, list[Any] | None, int, int | None]) -> None:
+        self._description, rows, self._rowcount, self._lastrowid = found
+        self._rows = collections.deque(rows) if rows is not None else collections.deque()
+
+
+class _OneTripConnection(AsyncAdapt_aiosqlite_connection):  # type: ignore[misc]
+    """Write transactions run on the event loop's thread; everything else on aiosqlite's.
+
+    Once ``BEGIN IMMEDIATE`` holds SQLite's write lock, no statement of the transaction waits
+    for a lock (WAL readers never block the writer) and none syncs to disk (``synchronous=
+    NORMAL``: the WAL is synced at checkpoints only), so each is microseconds of CPU — less
+    than a hop to aiosqlite's thread. ``BEGIN IMMEDIATE`` is tried here without waiting; when
+    another process holds the lock it waits on the thread (busy timeout) as before, and the
+    transaction then stays on the thread. COMMIT and ROLLBACK run here too: with automatic
+    checkpoints off on these connections, a commit only appends the transaction's pages to
+    the WAL (no sync) and a rollback drops them or ends a read snapshot; every
+    ``CHECKPOINT_EVERY`` commits of a connection run ``PRAGMA wal_checkpoint(PASSIVE)`` (which
+    writes and syncs the database file) on the thread. Reads stay on the thread: a big one
+    must not stall the event loop.
+
+    The ``sqlite3`` connection is opened with ``check_same_thread=False``; the two threads
+    never use it at once: nothing runs here while a call queued on the thread has not finished
+    (a cancelled await does not stop that call; ``_sent``/``_done`` tell).
+    """
+
+    __slots__ = ("_commits", "_done", "_sent", "_writing")
+    _cursor_cls = _OneTripCursor
+
+    def __init__(self, dbapi: Any, connection: Any):
+        super().__init__(dbapi, connection)
+        self._writing = False
+        self._sent = 0  # calls queued on aiosqlite's thread (written on the event loop only)
+        self._done = 0  # calls it finished (written on that thread only)
+        self._commits = 0
+
+    def _raw(self) -> sqlite3.Connection:
+        raw: sqlite3.Connection = self._connection._conn
+        return raw
+
+    def _idle(self) -> bool:
+        return self._sent == self._done
+
+    async def _call(self, function: Any, *args: Any) -> Any:
+        """``function(raw_connection, *args)``: here in a write transaction, else on the thread."""
+        raw = self._raw()
+        if self._writing and self._idle():
+            return function(raw, *args)
+        self._sent += 1
+        token = self._sent
+
+        def run() -> Any:
+            try:
+                return function(raw, *args)
+            finally:
+                self._done = token
+
+        async with self._execute_mutex:
+            return await self._connection._execute(run)
+
+    async def _begin_here(self) -> bool:
+        """``BEGIN IMMEDIATE`` here if the lock is free at once; False to wait on the thread."""
+        if not self._idle():
+            return False
+        raw = self._raw()
+        raw.execute("PRAGMA busy_timeout=0")
+        try:
+            raw.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError:
+            if raw.in_transaction:
+                raise
+            return False
+        finally:
+            raw.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        self._writing = True
+        return True
+
+    def commit(self) -> None:
+        try:
+            if self._idle():  # no sync, no checkpoint: appends to the WAL, ends a snapshot
+                self._raw().commit()
+            else:
+                await_(self._call(_commit))
+            self._writing = False
+            self._commits += 1
+            if self._commits % CHECKPOINT_EVERY == 0:
+                await_(self._call(_checkpoint))
+        except Exception as error:
+            self._handle_exception(error)
+        finally:
+            self._writing = False
+
+    def rollback(self) -> None:
+        if self._connection._connection is None:
+            return
+        try:
+            if self._idle():  # no I/O: ends a read snapshot or drops uncommitted WAL pages
+                self._raw().rollback()
+            else:
+                await_(self._call(_rollback))
+        except Exception as error:
+            self._handle_exception(error)
+        finally:
+            self._writing = False
+
+    def close(self) -> None:
+        self._writing = False
+        super().close()
+
+
+def _commit(raw: sqlite3.Connection) -> None:
+    raw.commit()
+
+
+def _rollback(raw: sqlite3.Connection) -> None:
+    raw.rollback()
+
+
+def _checkpoint(raw: sqlite3.Connection) -> None:
+    raw.execute("PRAGMA wal_checkpoint(PASSIVE)").close()
+
+
+class _OneTripDBAPI(AsyncAdapt_aiosqlite_dbapi):  # type: ignore[misc]
+    """SQLAlchemy's aiosqlite DBAPI shim, with :class:`_OneTripConnection`."""
+
+    def connect(self, *arg: Any, **kw: Any) -> Any:
+        creator_fn = kw.pop("async_creator_fn", None)
+        if creator_fn:
+            connection = creator_fn(*arg, **kw)
+        else:
+            kw["check_same_thread"] = False  # see _OneTripConnection
+            connection = self.aiosqlite.connect(*arg, **kw)
+            thread = connection if isinstance(connection, Thread) else connection._thread
+            thread.daemon = True
+        return _OneTripConnection(self, await_(connection))
+
+
+_ONE_TRIP_DBAPI = _OneTripDBAPI(aiosqlite, sqlite3)
 
 
 def dialect_of(engine: AsyncEngine | AsyncConnection) -> str:

@@ -20,13 +20,13 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, DateTime, Index, Integer, String, Table, select
+from sqlalchemy import JSON, Column, DateTime, Index, Integer, String, Table, bindparam, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -56,6 +56,26 @@ ledger_events = Table(
 )
 
 _PENDING = "writgate_ledger_pending"
+_INSERT_EVENT = ledger_events.insert()
+_BUMPS: dict[str, Any] = {}
+
+
+def _bump_statement(dialect_name: str) -> Any:
+    """``last_seq += n`` for a subject (its row created at ``n``), returning the new value.
+
+    Built once per dialect: building a statement costs more than running it on SQLite.
+    """
+    statement = _BUMPS.get(dialect_name)
+    if statement is None:
+        dialect = postgresql if dialect_name == "postgresql" else sqlite
+        insert = dialect.insert(ledger_heads).values(
+            subject_id=bindparam("subject"), last_seq=bindparam("n")
+        )
+        statement = _BUMPS[dialect_name] = insert.on_conflict_do_update(
+            index_elements=[ledger_heads.c.subject_id],
+            set_={"last_seq": ledger_heads.c.last_seq + insert.excluded.last_seq},
+        ).returning(ledger_heads.c.last_seq)
+    return statement
 
 
 @dataclass(frozen=True)
@@ -126,31 +146,58 @@ class Ledger:
         at: datetime | None = None,
     ) -> Event:
         """Append one event in ``conn``'s transaction and return it with its ``seq``."""
-        dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-        bump = (
-            dialect.insert(ledger_heads)
-            .values(subject_id=subject_id, last_seq=1)
-            .on_conflict_do_update(
-                index_elements=[ledger_heads.c.subject_id],
-                set_={"last_seq": ledger_heads.c.last_seq + 1},
-            )
-            .returning(ledger_heads.c.last_seq)
-        )
-        seq = (await conn.execute(bump)).scalar_one()
+        (event,) = await self.append_many(conn, [(org_id, subject_id, type, data)], at=at)
+        return event
+
+    async def append_many(
+        self,
+        conn: AsyncConnection,
+        entries: Sequence[tuple[str, str, str, Mapping[str, Any] | None]],
+        *,
+        at: datetime | None = None,
+    ) -> list[Event]:
+        """Append ``(org_id, subject_id, type, data)`` entries in order, in ``conn``'s transaction.
+
+        The same as one :meth:`append` per entry (same seqs, same hooks, same order), in two
+        statements per subject instead of two per event.
+        """
+        if not entries:
+            return []
         when = at or datetime.now(UTC)
-        payload = dict(data or {})
-        await conn.execute(
-            ledger_events.insert().values(
-                subject_id=subject_id, seq=seq, org_id=org_id, type=type, at=when, data=payload
+        counts: dict[str, int] = {}
+        for _, subject_id, _, _ in entries:
+            counts[subject_id] = counts.get(subject_id, 0) + 1
+        bump = _bump_statement(conn.dialect.name)
+        next_seq: dict[str, int] = {}
+        for subject_id, count in counts.items():
+            last = (await conn.execute(bump, {"subject": subject_id, "n": count})).scalar_one()
+            next_seq[subject_id] = last - count + 1
+        events: list[tuple[str, Event]] = []
+        rows: list[dict[str, Any]] = []
+        for org_id, subject_id, type, data in entries:
+            seq = next_seq[subject_id]
+            next_seq[subject_id] = seq + 1
+            payload = dict(data or {})
+            rows.append(
+                {
+                    "subject_id": subject_id,
+                    "seq": seq,
+                    "org_id": org_id,
+                    "type": type,
+                    "at": when,
+                    "data": payload,
+                }
             )
-        )
+            event = Event(subject_id=subject_id, seq=seq, type=type, at=when, data=payload)
+            events.append((org_id, event))
+        await conn.execute(_INSERT_EVENT, rows[0] if len(rows) == 1 else rows)
         pending = conn.info.get(_PENDING)
         if pending is not None:
-            pending.add(subject_id)
-        event = Event(subject_id=subject_id, seq=seq, type=type, at=when, data=payload)
-        for hook in self._append_hooks:
-            await hook(conn, org_id, event)
-        return event
+            pending.update(counts)
+        for org_id, event in events:
+            for hook in self._append_hooks:
+                await hook(conn, org_id, event)
+        return [event for _, event in events]
 
     async def read(
         self, subject_id: str, *, org_id: str, after: int = 0, limit: int = 1000

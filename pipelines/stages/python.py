@@ -62,12 +62,27 @@ def resolve_function(path: str) -> Callable[..., Any]:
     return target  # type: ignore[no-any-return]
 
 
-def _wants_context(function: Callable[..., Any]) -> bool:
+_CONTEXT_PARAMETER: dict[Callable[..., Any], str | None] = {}
+
+
+def _context_parameter(function: Callable[..., Any]) -> str | None:
+    """``"ctx"`` or ``"context"`` when ``function`` takes the context (looked up once)."""
+    try:
+        return _CONTEXT_PARAMETER[function]
+    except (KeyError, TypeError):
+        pass
     try:
         parameters = inspect.signature(function).parameters
     except (TypeError, ValueError):
-        return False
-    return "ctx" in parameters or "context" in parameters
+        found = None
+    else:
+        found = "ctx" if "ctx" in parameters else "context" if "context" in parameters else None
+    try:
+        if len(_CONTEXT_PARAMETER) < 4096:
+            _CONTEXT_PARAMETER[function] = found
+    except TypeError:  # an unhashable callable
+        pass
+    return found
 
 
 async def run_python(ctx: StageContext) -> Mapping[str, Any]:
@@ -75,8 +90,8 @@ async def run_python(ctx: StageContext) -> Mapping[str, Any]:
     path = str(ctx.params.get("function", ""))
     function = resolve_function(path)
     args = dict(ctx.params.get("args") or {})
-    if _wants_context(function):
-        key = "ctx" if "ctx" in inspect.signature(function).parameters else "context"
+    key = _context_parameter(function)
+    if key is not None:
         args[key] = ctx
     try:
         result = function(**args)
