@@ -8,8 +8,12 @@
   that wait 20 ms (what real stages do: wait on a sandbox, a forge, a model), once with trivial
   stages (the engine alone; on a 2-core machine shared with PostgreSQL, CPU-bound).
 
-DESIGN.md §14: overhead ≤ 1.5 ms per stage (DBOS 3.0 ms, Prefect 4.4 ms on this machine — quoted,
-not re-measured here); two workers ≥ 1.7x the throughput of one.
+Peers for the per-stage overhead, measured in the same run (``_peers.py``): DBOS Transact and
+Prefect, each in its own virtual environment under ``benchmarks/.peers-venv/``, on the same
+chain of trivial steps on SQLite, measured the same way.
+
+DESIGN.md §14: overhead ≤ 1.5 ms per stage (DBOS 3.0 ms, Prefect 4.4 ms quoted there); two
+workers ≥ 1.7x the throughput of one.
 """
 
 from __future__ import annotations
@@ -29,6 +33,8 @@ import anyio
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path[:0] = [p for p in (str(REPO), str(HERE)) if p not in sys.path]
+
+import _peers  # noqa: E402
 
 from pipelines import Pipeline, python  # noqa: E402
 from pipelines.service import PipelineService  # noqa: E402
@@ -221,7 +227,7 @@ async def _measure(root: Path) -> list[dict[str, Any]]:
             "unit": "ms",
             "samples": await _sqlite_overhead(root / "sqlite"),
             "target": "<= 1.5 ms (DBOS 3.0 ms, Prefect 4.4 ms)",
-            "peer": None,
+            "peers": _peers.per_stage_overhead(CHAIN, SQLITE_SAMPLES),
         }
     ]
     figures.extend(await _pg_figures(root))
