@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -64,4 +65,6 @@ def served(**env: str) -> Iterator[tuple[str, str, Path]]:
             process.wait(timeout=15)
         except subprocess.TimeoutExpired:
             process.kill()
+            process.wait()
         log.close()
+        shutil.rmtree(home, ignore_errors=True)
