@@ -262,13 +262,13 @@ class Executor:
         spec = record.spec
         try:
             sandbox = await self._create_sandbox(record, spec)
-        except (SandboxError, WriterError) as exc:
-            self._busy.discard(run_id)
-            await self._fail(org_id, run_id, "sandbox_error", str(exc))
-            return
         except anyio.get_cancelled_exc_class():
             self._busy.discard(run_id)
             raise
+        except Exception as exc:  # the forge's too (no such repository): never stuck starting
+            self._busy.discard(run_id)
+            await self._fail(org_id, run_id, "sandbox_error", str(exc))
+            return
         self._sandboxes[run_id] = sandbox
         base_sha = await sandbox.head()
         result = {**record.result, "baseSha": base_sha}

@@ -225,3 +225,18 @@ async def test_restart_settles_runs_of_a_dead_process(
         }
         assert (await env.writer.get("default", warm.id)).lifecycle is Lifecycle.EXPIRED
         assert (await env.writer.get("default", alive.id)).lifecycle is Lifecycle.STARTING
+
+
+async def test_a_repository_the_forge_does_not_have_fails_the_run(
+    settings: Settings, database: Database
+) -> None:
+    # Not stuck in `starting`: the forge's "no such repository" ends the run like a sandbox error.
+    async with writer_env(settings, database) as env:
+        record, _ = await env.writer.create_run(
+            "default", _request(repository="acme/missing", session={"keepWarmSeconds": 0})
+        )
+        with anyio.fail_after(30):
+            record = await env.writer.wait("default", record.id)
+        assert record.lifecycle is Lifecycle.FAILED
+        assert record.failure is not None and record.failure["code"] == "sandbox_error"
+        assert "acme/missing" in record.failure["message"]

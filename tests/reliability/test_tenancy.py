@@ -46,6 +46,15 @@ rules:
     require: {approvals: {count: 1}}
 """
 
+RUN = {
+    "repository": REPO,
+    "prompt": "work",
+    "publish": {"mode": "none"},
+    "session": {"keepWarmSeconds": 0},
+    "agent": {"driver": "command", "argv": ["true"]},
+}
+IDEMPOTENCY = {"Idempotency-Key": "tenancy-run"}
+
 # Routes with a path parameter that names no tenant's object, and why.
 ALLOWLIST: dict[str, str] = {
     "/_dashboard/static/{name}": "the dashboard's public assets (CSS, icons): no tenant data",
@@ -181,18 +190,7 @@ def _wait(predicate: Any, what: str, timeout: float = 30) -> Any:
 
 def _seed_org_a(api: httpx.Client, hook_url: str, head: str) -> dict[str, str]:
     """One object of each kind in org A; the values of the path parameters naming them."""
-    run = _ok(
-        api.post(
-            "/api/v1/coding-agent/runs",
-            json={
-                "repository": REPO,
-                "prompt": "work",
-                "publish": {"mode": "none"},
-                "session": {"keepWarmSeconds": 0},
-                "agent": {"driver": "command", "argv": ["true"]},
-            },
-        )
-    )
+    run = _ok(api.post("/api/v1/coding-agent/runs", json=RUN, headers=IDEMPOTENCY))
     pipeline = _ok(
         api.post(
             "/api/v1/pipelines",
@@ -416,6 +414,13 @@ def test_every_route_with_another_orgs_key_is_404(
                     answer = b_api.request(method, route.path, json=body)
                     wrong += _expect_404(f"B {method} {route.path} (body)", answer, api=True)
                     covered += 1
+        # Idempotency keys are per org: B's replay of A's key and body is B's own new run.
+        replay = b_api.post("/api/v1/coding-agent/runs", json=RUN, headers=IDEMPOTENCY)
+        if replay.status_code != 201 or replay.json()["id"] == ids["coding-agent run"]:
+            wrong.append(f"B replaying A's Idempotency-Key -> {replay.status_code} {replay.text}")
+        else:
+            mine = f"/api/v1/coding-agent/runs/{replay.json()['id']}"
+            _wait(lambda: b_api.get(mine).json()["terminal"], mine)
         # Names are per org: B may create its own acme/app (no 409 telling it A's exists), and
         # that one is not A's: its PR #1 does not exist.
         own = b_api.post("/api/v1/forge/local/repositories", json={"name": REPO})
