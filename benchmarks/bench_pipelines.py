@@ -29,6 +29,8 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+from sqlalchemy import func, select
+from sqlalchemy.engine import make_url
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -39,12 +41,15 @@ import _peers  # noqa: E402
 from pipelines import Pipeline, python  # noqa: E402
 from pipelines.service import PipelineService  # noqa: E402
 from pipelines.stages.python import remember_function  # noqa: E402
+from pipelines.tables import pipeline_runs as runs_t  # noqa: E402
 from writgate.app.database import open_database  # noqa: E402
 from writgate.settings import Settings  # noqa: E402
 
 CHAIN = 100
 SQLITE_SAMPLES = 5
-PG_RUNS, PG_STAGES, PG_SAMPLES = 20, 5, 2
+# 40 runs: a multiple of the 4 and 8 stage slots of one and two workers (with 20 runs the second
+# worker's last wave is half empty, which alone caps the ratio at 5/3)
+PG_RUNS, PG_STAGES, PG_SAMPLES = 40, 5, 3
 PG_ADMIN = os.environ.get(
     "WRITGATE_BENCH_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
@@ -53,13 +58,19 @@ FUNCTION = "bench_pipelines:trivial"
 LEAN_WORKER = """
 import sys, anyio
 from pipelines.service import PipelineService
+from pipelines.stages.python import resolve_function
 from writgate.db import create_engine
 from writgate.ledger import Ledger
 
-async def main(url):
-    engine = create_engine(url)
+async def main(url, function):
+    engine = create_engine(
+        url, connect_args={"server_settings": {"application_name": "writgate-bench-worker"}}
+    )
     service = PipelineService(engine=engine, ledger=Ledger(engine=engine))
     worker = service.worker(concurrency=4, poll_interval=0.5)
+    # warm up outside the measured part: the stage's module, a database connection
+    resolve_function(function)
+    await service.store.run_status("warm-up")
     print("ready", flush=True)
     await anyio.to_thread.run_sync(sys.stdin.readline)
     async with anyio.create_task_group() as tg:
@@ -67,7 +78,7 @@ async def main(url):
         await anyio.to_thread.run_sync(sys.stdin.readline)
         worker.stop()
 
-anyio.run(main, sys.argv[1])
+anyio.run(main, sys.argv[1], sys.argv[2])
 """
 
 
@@ -118,7 +129,46 @@ def _psql(sql: str) -> None:
     subprocess.run(["psql", PG_ADMIN, "-qc", sql], check=True, capture_output=True, timeout=60)
 
 
-async def _pg_throughput(home: Path, url: str, workers: int, function: str) -> float:
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process ``pid`` so far (0 when it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _machine_busy() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine so far, all cores."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = values[3] + values[4]
+    total = sum(values[:8])
+    tick = os.sysconf("SC_CLK_TCK")
+    return (total - idle) / tick, total / tick
+
+
+def _backend_pids(database: str) -> list[int]:
+    """The PostgreSQL server processes serving the workers' connections to ``database``."""
+    out = subprocess.run(
+        [
+            "psql",
+            PG_ADMIN,
+            "-Atc",
+            "SELECT pid FROM pg_stat_activity WHERE datname = "
+            f"'{database}' AND application_name = 'writgate-bench-worker'",
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    ).stdout
+    return [int(line) for line in out.split()]
+
+
+async def _pg_throughput(
+    home: Path, url: str, workers: int, function: str
+) -> tuple[float, dict[str, float]]:
+    """Stages per second, and CPU ms per stage of the workers, their server processes, all."""
     settings = Settings(home=home, database_url=url)
     database = await open_database(settings)
     service = PipelineService(engine=database.engine, ledger=database.ledger)
@@ -128,7 +178,7 @@ async def _pg_throughput(home: Path, url: str, workers: int, function: str) -> f
     }
     processes = [
         subprocess.Popen(  # noqa: ASYNC220 - started before the measured part
-            [sys.executable, "-c", LEAN_WORKER, url],
+            [sys.executable, "-c", LEAN_WORKER, url, function],
             env=env,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
@@ -141,18 +191,33 @@ async def _pg_throughput(home: Path, url: str, workers: int, function: str) -> f
             assert process.stdout is not None and process.stdout.readline().strip() == "ready"
         pipeline = _chain(PG_STAGES, function)
         runs = [(await service.start("default", pipeline)).id for _ in range(PG_RUNS)]
+        database_name = make_url(url).database or ""
+        backends_before = {pid: _cpu_seconds(pid) for pid in _backend_pids(database_name)}
+        workers_before = sum(_cpu_seconds(process.pid) for process in processes)
+        machine_before = _machine_busy()
         start = time.perf_counter()
         for process in processes:
             assert process.stdin is not None
             process.stdin.write("go\n")
             process.stdin.flush()
-        pending = set(runs)
-        while pending:
+        # one cheap query per 20 ms (not one per run: the poller must not compete for the CPU)
+        active = (
+            select(func.count())
+            .select_from(runs_t)
+            .where(runs_t.c.id.in_(runs), runs_t.c.status.in_(("queued", "running")))
+        )
+        while True:
             await anyio.sleep(0.02)
-            for run_id in list(pending):
-                if await service.store.run_status(run_id) not in ("queued", "running"):
-                    pending.discard(run_id)
+            async with database.engine.connect() as conn:
+                if not (await conn.execute(active)).scalar_one():
+                    break
         elapsed = time.perf_counter() - start
+        machine_after = _machine_busy()
+        workers_cpu = sum(_cpu_seconds(process.pid) for process in processes) - workers_before
+        backends_cpu = sum(
+            _cpu_seconds(pid) - backends_before.get(pid, 0.0)
+            for pid in _backend_pids(database_name)
+        )
     finally:
         for process in processes:
             assert process.stdin is not None
@@ -165,25 +230,35 @@ async def _pg_throughput(home: Path, url: str, workers: int, function: str) -> f
             if process.stdout is not None:
                 process.stdout.close()
         await database.dispose()
-    return PG_RUNS * PG_STAGES / elapsed
+    stages = PG_RUNS * PG_STAGES
+    cpu = {
+        "workers": workers_cpu * 1000 / stages,
+        "server": backends_cpu * 1000 / stages,
+        "machine busy": (machine_after[0] - machine_before[0])
+        / (machine_after[1] - machine_before[1]),
+    }
+    return stages / elapsed, cpu
 
 
-async def _pg_samples(home: Path, function: str, samples: int) -> dict[int, list[float]]:
+async def _pg_samples(
+    home: Path, function: str, samples: int
+) -> tuple[dict[int, list[float]], dict[int, list[dict[str, float]]]]:
     found: dict[int, list[float]] = {1: [], 2: []}
+    cpu: dict[int, list[dict[str, float]]] = {1: [], 2: []}
     for index in range(samples):
         for workers in (1, 2):
             name = f"writgate_bench_{uuid.uuid4().hex[:10]}"
             _psql(f'CREATE DATABASE "{name}"')
             try:
                 base = PG_ADMIN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
-                found[workers].append(
-                    await _pg_throughput(
-                        home / f"pg{index}{workers}", f"{base}/{name}", workers, function
-                    )
+                throughput, used = await _pg_throughput(
+                    home / f"pg{index}{workers}", f"{base}/{name}", workers, function
                 )
+                found[workers].append(throughput)
+                cpu[workers].append(used)
             finally:
                 _psql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    return found
+    return found, cpu
 
 
 async def _pg_figures(home: Path) -> list[dict[str, Any]]:
@@ -196,8 +271,12 @@ async def _pg_figures(home: Path) -> list[dict[str, Any]]:
         ("20 ms stages", "bench_pipelines:waits", PG_SAMPLES, ">= 1.7x"),
         ("trivial stages", FUNCTION, 1, None),
     ):
-        found = await _pg_samples(home / label.split()[0], function, samples)
+        found, cpu = await _pg_samples(home / label.split()[0], function, samples)
         for workers in (1, 2):
+            used = {
+                key: statistics.median(sample[key] for sample in cpu[workers])
+                for key in cpu[workers][0]
+            }
             figures.append(
                 {
                     "figure": f"pipelines: PostgreSQL, {workers} worker(s), {label} "
@@ -206,6 +285,10 @@ async def _pg_figures(home: Path) -> list[dict[str, Any]]:
                     "samples": found[workers],
                     "target": None,
                     "peer": None,
+                    # where the CPU goes: what bounds the scaling on a 2-core machine
+                    "note": f"CPU per stage: workers {used['workers']:.2f} ms, their PostgreSQL "
+                    f"server processes {used['server']:.2f} ms; machine busy "
+                    f"{used['machine busy']:.0%} of its cores (other processes included)",
                 }
             )
         figures.append(
@@ -244,4 +327,5 @@ if __name__ == "__main__":
         print(
             f"{figure['figure']}: median {statistics.median(figure['samples']):.2f} "
             f"{figure['unit']} (samples {', '.join(f'{s:.2f}' for s in figure['samples'])})"
+            + (f" — {figure['note']}" if figure.get("note") else "")
         )
