@@ -28,6 +28,7 @@ import pytest
 from fastapi import routing
 
 from forge import LocalForge
+from judge.publish import Publisher
 from tests.conftest import git
 from tests.integration.forge_server import create_api_key, running_server
 from tests.support.webhook_receiver import webhook_receiver
@@ -216,7 +217,10 @@ def _seed_org_a(api: httpx.Client, hook_url: str, head: str) -> dict[str, str]:
     )
     passport = _ok(api.get("/api/v1/passports"))["items"][0]
     base = f"/api/v1/forge/local/repositories/{REPO}"
-    check_run = _ok(api.post(f"{base}/commits/{head}/check-runs", json={"name": "ci"}))
+    # Named like the gate's own check run: the gate's watcher ignores it, so nothing re-evaluates
+    # A's PR behind the test's back (the before/after comparison stays exact).
+    check = {"name": Publisher.check_name}
+    check_run = _ok(api.post(f"{base}/commits/{head}/check-runs", json=check))
     hook = _ok(api.post("/api/v1/webhooks", json={"url": hook_url, "eventTypes": ["gate.*"]}))
     delivery = _ok(api.post(f"/api/v1/webhooks/{hook['id']}/test"))
     body = json.dumps(
