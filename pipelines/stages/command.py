@@ -4,7 +4,7 @@ The subprocess sees a small environment: ``PATH``, ``HOME``, ``LANG``, ``TMPDIR`
 allowed for templates (``WRITGATE_PIPELINE_ENV_ALLOW``), the stage's ``env:`` and
 ``WRITGATE_PIPELINE_RUN_ID``, ``WRITGATE_STAGE_ID``, ``WRITGATE_STAGE_ATTEMPT`` and
 ``WRITGATE_IDEMPOTENCY_KEY``. The worker's own secrets (database URL, tokens) are not passed on.
-Outputs: ``exitCode``, ``stdout`` (the last 4,000 characters).
+Outputs: ``exitCode``, ``stdout`` (the last 4,000 characters, secrets redacted).
 """
 
 from __future__ import annotations
@@ -12,11 +12,13 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import anyio
 from anyio.abc import ByteReceiveStream, Process
+
+from writgate.redact import host_secret_values, redact
 
 from ..context import StageContext
 from ..errors import StageFailure
@@ -40,8 +42,9 @@ class _Tail:
         if len(self.data) > self.limit * 4:
             del self.data[: len(self.data) - self.limit * 4]
 
-    def text(self) -> str:
-        return self.data.decode("utf-8", errors="replace")[-self.limit :]
+    def text(self, secrets: Sequence[str] = ()) -> str:
+        """The last ``limit`` characters, redacted before the cut (a cut can split a token)."""
+        return redact(self.data.decode("utf-8", errors="replace"), secrets)[-self.limit :]
 
 
 async def _drain(stream: ByteReceiveStream | None, tail: _Tail, done: anyio.Event) -> None:
@@ -121,9 +124,15 @@ async def run_command(ctx: StageContext) -> Mapping[str, Any]:
                     _signal_group(process, signal.SIGKILL)
                     await process.wait()
         await process.aclose()
-    outputs = {"exitCode": code, "stdout": stdout.text()}
+    # Outputs are stored, shown and sent: known secrets, and the values of the stage's env
+    # variables named like credentials (``DEPLOY_TOKEN``), are hidden.
+    secrets = host_secret_values({str(k): str(v) for k, v in env.items()})
+    outputs = {"exitCode": code, "stdout": stdout.text(secrets)}
     if code != 0:
-        last = stderr.text().strip().splitlines()[-1:] or stdout.text().strip().splitlines()[-1:]
+        last = (
+            stderr.text(secrets).strip().splitlines()[-1:]
+            or str(outputs["stdout"]).strip().splitlines()[-1:]
+        )
         detail = f": {last[0][:300]}" if last else ""
         raise StageFailure(f"{argv[0]} exited with code {code}{detail}", outputs=outputs)
     return outputs
