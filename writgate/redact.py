@@ -58,16 +58,46 @@ _PEM_END = re.compile(r"-----END [A-Z ]*PRIVATE KEY-----")
 _MARKER = "[REDACTED]"
 
 
+# Literal text every match of a pattern contains (lower-cased): a text without any of a
+# pattern's anchors is not searched with it (most text has none, and search costs).
+_ANCHORS: dict[str, tuple[str, ...]] = {
+    "github-token": ("gh", "github_pat_"),
+    "aws-access-key-id": ("akia", "asia"),
+    "aws-secret-access-key": ("aws",),
+    "slack-token": ("xox",),
+    "stripe-key": ("k_live_", "k_test_"),
+    "anthropic-key": ("sk-ant-",),
+    "openai-key": ("sk-",),
+    "google-api-key": ("aiza",),
+    "writgate-key": ("wg_", "whsec_"),
+    "jwt": ("eyj",),
+    "private-key": ("private key-----",),
+    "bearer": ("bearer",),
+    "url-credentials": ("://",),
+}
+_host_cache: tuple[object, list[str]] = ((), [])
+
+
 def host_secret_values(environ: Mapping[str, str] | None = None) -> list[str]:
     """Values of the environment's credential variables (``GITHUB_TOKEN``, ``*_API_KEY``, …).
 
     Names ending in ``_FILE``, ``_PATH``, ``_DIR`` or ``_URL`` point at credentials rather than
     hold them; values shorter than 8 characters (``1``, ``on``) are settings, not secrets.
     """
-    env = os.environ if environ is None else environ
+    global _host_cache
+    if environ is None:
+        # Scanning os.environ decodes every variable: do it again only when it changed.
+        raw = getattr(os.environ, "_data", None)
+        key: object = tuple(raw.items()) if isinstance(raw, dict) else None
+        if key is not None and key == _host_cache[0]:
+            return _host_cache[1]
+        values = host_secret_values(dict(os.environ))
+        if key is not None:
+            _host_cache = (key, values)
+        return values
     return [
         value
-        for name, value in env.items()
+        for name, value in environ.items()
         if len(value) >= _MIN_VALUE and _SECRET_NAME.search(name) and not _NOT_A_VALUE.search(name)
     ]
 
@@ -79,7 +109,11 @@ def _hide_values(text: str, values: Iterable[str]) -> str:
 
 
 def _hide_patterns(text: str, found: set[str] | None = None) -> str:
+    lowered = text.lower()
     for kind, pattern in SECRET_PATTERNS:
+        anchors = _ANCHORS.get(kind)
+        if anchors is not None and not any(anchor in lowered for anchor in anchors):
+            continue
         marker = f"[REDACTED:{kind}]"
 
         def hide(match: re.Match[str], marker: str = marker) -> str:

@@ -78,3 +78,24 @@ def test_a_validation_output_tail_is_redacted_before_it_is_cut() -> None:
     assert token[-16:] not in tail and "[REDACTED:github-token]" in tail
     key = "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\n-----END PRIVATE KEY-----"
     assert "MIIEvQIBADANBgkq" not in output_tail("test output\n" + key + "1 passed\n")
+
+
+@pytest.mark.parametrize(
+    ("kind", "sample"),
+    [
+        ("github-token", "ghs_" + "a" * 36),
+        ("github-token", "github_pat_" + "B" * 30),
+        ("aws-access-key-id", "ASIA" + "Q" * 16),
+        ("slack-token", "xoxp-1234567890-abc"),
+        ("stripe-key", "rk_test_" + "c" * 20),
+        ("openai-key", "sk-proj-" + "d" * 30),
+        ("google-api-key", "AIza" + "e" * 35),
+        ("writgate-key", "whsec_" + "f" * 20),
+        ("private-key", "-----BEGIN EC PRIVATE KEY-----\nabc"),
+        ("bearer", "Authorization: BEARER " + "g" * 20),
+        ("url-credentials", "https://user:hunter22@example.com/x"),
+    ],
+)
+def test_every_format_is_found_past_its_anchor_check(kind: str, sample: str) -> None:
+    # Each pattern is only searched in texts holding one of its anchors: the anchors must match.
+    assert f"[REDACTED:{kind}]" in redact(f"before {sample} after")
