@@ -262,6 +262,7 @@ def _seed_org_a(api: httpx.Client, hook_url: str, head: str) -> dict[str, str]:
         "decision_id": decision["id"],
         "passport": passport["id"],
         "passport_id": passport["id"],
+        "passport digest": passport["passportId"],
         "check_run_id": str(check_run["id"]),
         "webhook_id": hook["id"],
         "delivery_id": delivery["id"],
@@ -395,6 +396,14 @@ def test_every_route_with_another_orgs_key_is_404(
                     seen = _get(client, path)
                     if seen.status_code != 200:
                         wrong.append(f"A GET {path} -> {seen.status_code} (the id is not real?)")
+        # A passport is also named by its content id (sha256:…): that name is 404 to B too.
+        for route in routes:
+            if route.params == ("passport",):
+                path = route.path.replace("{passport}", ids["passport digest"])
+                wrong += _call_as_b(route, "GET", path, b_api, b_web, b_csrf)
+                if _get(a_api, path).status_code != 200:
+                    wrong.append(f"A GET {path} is not 200 (the digest is not real?)")
+                covered += 1
         for route, method, path in deferred:
             wrong += _call_as_b(route, method, path, b_api, b_web, b_csrf)
             covered += 1
