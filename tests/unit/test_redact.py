@@ -99,3 +99,22 @@ def test_a_validation_output_tail_is_redacted_before_it_is_cut() -> None:
 def test_every_format_is_found_past_its_anchor_check(kind: str, sample: str) -> None:
     # Each pattern is only searched in texts holding one of its anchors: the anchors must match.
     assert f"[REDACTED:{kind}]" in redact(f"before {sample} after")
+
+
+def test_problem_details_carry_no_secret() -> None:
+    import json
+
+    from writgate.app.server import problem
+
+    token = "ghp_" + "k" * 36
+    response = problem(
+        422,
+        "validation_failed",
+        f"bad value {token}",
+        f"detail with {token}",
+        errors=[{"field": "/x", "message": f"not {token}"}],
+    )
+    body = json.loads(bytes(response.body))
+    assert token[:16] not in json.dumps(body)
+    assert body["errors"][0]["message"] == "not [REDACTED:github-token]"
+    assert body["type"] == "https://writgate.dev/problems/validation_failed"

@@ -19,6 +19,7 @@ from writgate.app.database import open_database
 from writgate.app.openapi import install_openapi
 from writgate.app.services import build_services
 from writgate.auth import KeyStore, Unauthorized
+from writgate.redact import redact
 from writgate.settings import Settings
 from writgate.web import AppState
 from writgate.webhooks.api import install_payload_docs
@@ -55,7 +56,8 @@ PROBLEM_JSON = "application/problem+json"
 def problem(
     status: int, code: str, title: str, detail: str | None = None, **extra: Any
 ) -> JSONResponse:
-    """An RFC 9457 problem+json response with a stable ``code``."""
+    """An RFC 9457 problem+json response with a stable ``code`` (never carrying a secret: an
+    error may quote a value, a git or forge message, or the request itself)."""
     body: dict[str, Any] = {
         "type": f"https://writgate.dev/problems/{code}",
         "title": title,
@@ -65,7 +67,17 @@ def problem(
     if detail:
         body["detail"] = detail
     body.update({k: v for k, v in extra.items() if v is not None})
-    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON)
+    return JSONResponse(_redacted(body), status_code=status, media_type=PROBLEM_JSON)
+
+
+def _redacted(value: Any) -> Any:
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {k: _redacted(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_redacted(v) for v in value]
+    return value
 
 
 def _status_for(exc: errors.WritgateError) -> int:

@@ -20,6 +20,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from writgate import errors
 from writgate.auth import Unauthorized
+from writgate.redact import redact
 from writgate.web import app_state
 
 from .rendering import environment
@@ -221,7 +222,11 @@ def error_page(request: Request, status: int, message: str) -> HTMLResponse:
     return page(
         request,
         "error.html",
-        {"status": status, "title": _STATUS_TITLES.get(status, "Error"), "message": message},
+        {
+            "status": status,
+            "title": _STATUS_TITLES.get(status, "Error"),
+            "message": redact(message),  # it may quote a value or a forge message
+        },
         status_code=status,
     )
 
