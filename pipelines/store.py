@@ -127,6 +127,8 @@ class PipelineStore:
         self._spec_cache_size = spec_cache_size
         self._listeners: list[Callable[[set[str]], None]] = []
         self._statements: dict[Any, Any] = {}
+        # (run, stage) -> (outputs JSON text, flat outputs) of finished stages: _final_outputs
+        self._decoded: dict[tuple[str, str], tuple[str, dict[str, Any]]] = {}
         # id(pipeline) -> (pipeline, ancestors by stage, dependents by stage)
         self._graphs: dict[int, tuple[Pipeline, dict[str, list[str]], dict[str, list[str]]]] = {}
 
@@ -655,7 +657,7 @@ class PipelineStore:
                 stage_id=sid,
                 kind=states[sid].kind,
                 status=states[sid].status,
-                outputs=dict(states[sid].outputs or {}),
+                outputs=self._final_outputs(run.id, sid, states[sid]),
             )
             for sid in self._ancestors(run.pipeline, stage_id)
         }
@@ -674,6 +676,28 @@ class PipelineStore:
             reclaimed=False,
             upstream=upstream,
         )
+
+    def _final_outputs(self, run_id: str, stage_id: str, state: _StageState) -> dict[str, Any]:
+        """A copy of the outputs of a finished stage (an ancestor of a stage being started).
+
+        A finished stage's outputs never change, and every stage of a chain needs those of all
+        before it: flat outputs (scalar values: a copy is a deep copy) are decoded once per
+        process and text, not once per stage that needs them.
+        """
+        raw = state.raw_outputs
+        if not isinstance(raw, str) or state.status not in TERMINAL_STAGE_STATUSES:
+            return dict(state.outputs or {})
+        key = (run_id, stage_id)
+        hit = self._decoded.get(key)
+        if hit is not None and hit[0] == raw:
+            return dict(hit[1])
+        value = dict(state.outputs or {})
+        if all(v is None or isinstance(v, str | int | float | bool) for v in value.values()):
+            if len(self._decoded) >= 4096:
+                self._decoded.pop(next(iter(self._decoded)))
+            self._decoded[key] = (raw, value)
+            return dict(value)
+        return value
 
     async def _set_stage(
         self, conn: AsyncConnection, run_id: str, stage_id: str, **values: Any
