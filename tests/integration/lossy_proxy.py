@@ -86,8 +86,9 @@ class LossyProxy:
                 if not chunk:
                     return
                 if limit is not None and sent + len(chunk) >= limit:
-                    client.sendall(chunk[: limit - sent])
-                    client.shutdown(socket.SHUT_RDWR)
+                    with contextlib.suppress(OSError):  # the client may have hung up already
+                        client.sendall(chunk[: limit - sent])
+                        client.shutdown(socket.SHUT_RDWR)
                     return
                 try:
                     client.sendall(chunk)

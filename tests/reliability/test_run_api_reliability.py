@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import random
 import signal
@@ -12,9 +13,16 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+from httpx_sse import aconnect_sse
+
+from tests.integration.lossy_proxy import Rule, lossy_proxy
+from writgate.settings import Settings
+
+from ._system import prepare
 
 WRITGATE = str(Path(sys.executable).with_name("writgate"))
 
@@ -36,11 +44,6 @@ class Server:
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.process: subprocess.Popen[bytes] | None = None
-
-    def cli(self, *args: str) -> str:
-        return subprocess.run(
-            [WRITGATE, *args], env=self.env, check=True, capture_output=True, text=True, timeout=120
-        ).stdout
 
     def start(self) -> None:
         self.process = subprocess.Popen(
@@ -77,11 +80,12 @@ class Server:
 @pytest.fixture
 def server(tmp_path: Path, database_url: str) -> Iterator[tuple[Server, dict[str, str]]]:
     server = Server(tmp_path / "home", database_url)
-    key = server.cli("keys", "create", "--org", "rel").strip()
     seed = tmp_path / "seed"
     seed.mkdir()
     (seed / "README.md").write_text("hello\n")
-    server.cli("forge", "create-repo", "acme/app", "--from", str(seed))
+    key = prepare(
+        Settings(home=tmp_path / "home", database_url=database_url, org="rel"), "acme/app", seed
+    )
     server.start()
     try:
         yield server, {"Authorization": f"Bearer {key}"}
@@ -201,47 +205,65 @@ def test_idempotency_storm_1000_creates_20_keys(
 def test_100_followers_with_random_disconnects_get_the_exact_ledger(
     server: tuple[Server, dict[str, str]],
 ) -> None:
+    """100 SSE clients follow a live run through a proxy that cuts their connections at random
+    bytes (mid-header, mid-event, between events); they also hang up by themselves after a
+    random number of events. Each resumes with Last-Event-ID, as a browser's EventSource does,
+    and must end up with exactly the run's ledger: every event once, in order, intact."""
     srv, auth = server
+    seed = random.randrange(1 << 30)
+    cuts = random.Random(seed)
     program = "import time\nfor i in range(60):\n    print(i, flush=True)\n    time.sleep(0.02)\n"
     with httpx.Client(base_url=srv.url, headers=auth, timeout=30) as client:
         run_id = client.post(
             "/api/v1/coding-agent/runs",
             json=_body(["python3", "-c", program], publish={"mode": "none"}),
         ).json()["id"]
+    stream = f"/api/v1/coding-agent/runs/{run_id}/stream"
 
-    async def follower(seed: int) -> list[int]:
-        rng = random.Random(seed)
-        seen: list[int] = []
+    async def follower(base_url: str, number: int) -> tuple[list[dict[str, Any]], int, int]:
+        rng = random.Random(seed + number)
+        got: list[dict[str, Any]] = []
         last: str | None = None
-        async with httpx.AsyncClient(base_url=srv.url, headers=auth, timeout=120) as client:
+        connections = 0
+        async with httpx.AsyncClient(base_url=base_url, headers=auth, timeout=60) as client:
             while True:
-                headers = {"Last-Event-ID": last} if last else {}
-                budget = rng.randint(1, 25)
-                async with client.stream(
-                    "GET", f"/api/v1/coding-agent/runs/{run_id}/stream", headers=headers
-                ) as response:
-                    event = None
-                    async for line in response.aiter_lines():
-                        if line.startswith("id: "):
-                            last = line[4:]
-                            seen.append(int(last))
-                            budget -= 1
-                        elif line.startswith("event: "):
-                            event = line[7:]
-                            if event == "done":
-                                return seen
-                        if budget == 0 and event != "done":
-                            break
+                connections += 1
+                assert connections < 1000, f"follower {number} never got to the end"
+                headers = {"Last-Event-ID": last} if last is not None else {}
+                budget = rng.choice([rng.randint(1, 15), 0, 0])  # 0: until the end or a cut
+                try:
+                    async with aconnect_sse(client, "GET", stream, headers=headers) as source:
+                        assert source.response.status_code == 200
+                        async for sse in source.aiter_sse():
+                            if sse.event == "done":
+                                return got, int(json.loads(sse.data)["lastEventId"]), connections
+                            got.append(json.loads(sse.data))
+                            last = sse.id
+                            if len(got) % 15 == budget:
+                                break  # the client hangs up
+                except httpx.TransportError:
+                    pass  # cut by the proxy: resume after the last whole event
 
-    async def all_followers() -> list[list[int]]:
-        return await asyncio.gather(*(follower(seed) for seed in range(100)))
+    async def all_followers(base_url: str) -> list[tuple[list[dict[str, Any]], int, int]]:
+        return await asyncio.gather(*(follower(base_url, n) for n in range(100)))
 
-    results = asyncio.run(all_followers())
+    with lossy_proxy(srv.url) as (proxy_url, proxy):
+        # Every other connection is cut somewhere in its first 16 KiB.
+        proxy.rules.append(
+            Rule(
+                prefix=f"GET {stream} ".encode(),
+                times=10**9,
+                cut_after=lambda: cuts.choice([cuts.randint(1, 16384), 10**9]),
+            )
+        )
+        results = asyncio.run(all_followers(proxy_url))
+        cut = sum(1 for note in proxy.applied if note != "cut_after 1000000000")
     with httpx.Client(base_url=srv.url, headers=auth, timeout=30) as client:
-        ledger = [
-            e["seq"]
-            for e in client.get(
-                f"/api/v1/coding-agent/runs/{run_id}/events", params={"limit": 1000}
-            ).json()["items"]
-        ]
-    assert all(seen == ledger for seen in results)
+        ledger = client.get(f"{stream.rsplit('/', 1)[0]}/events", params={"limit": 1000}).json()
+    assert ledger["items"][-1]["type"] in ("run.succeeded", "run.failed"), ledger["items"][-1]
+    for number, (got, done_at, _connections) in enumerate(results):
+        assert got == ledger["items"], f"follower {number} (seed {seed})"
+        assert done_at == ledger["items"][-1]["seq"]
+    reconnects = sum(connections - 1 for _, _, connections in results)
+    assert cut >= 50 and reconnects >= 100, (cut, reconnects)
+    print(f"SSE: {len(ledger['items'])} events, {cut} connections cut, {reconnects} reconnects")
