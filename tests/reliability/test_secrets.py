@@ -31,7 +31,9 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
+from tests.integration.forge_server import create_api_key
 from tests.support.webhook_receiver import webhook_receiver
+from writgate.settings import Settings
 from writgate.webhooks.events import EVENT_FAMILIES
 
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
@@ -153,7 +155,6 @@ logging.basicConfig(level=logging.DEBUG, stream=sys.stderr,
 from writgate.app.cli import main
 sys.exit(main(sys.argv[1:]))
 """
-WRITGATE = str(Path(sys.executable).with_name("writgate"))
 
 
 def _free_port() -> int:
@@ -209,11 +210,6 @@ class Server:
         self.logs = logs
         self.process: subprocess.Popen[bytes] | None = None
 
-    def cli(self, *args: str) -> str:
-        return subprocess.run(
-            [WRITGATE, *args], env=self.env, check=True, capture_output=True, text=True, timeout=60
-        ).stdout
-
     def start(self) -> None:
         argv = [sys.executable, "-c", SERVE, "serve", "--port", str(self.port)]
         with (self.logs / "out.log").open("wb") as out, (self.logs / "err.log").open("wb") as err:
@@ -257,7 +253,7 @@ def server(tmp_path: Path, database_url: str) -> Iterator[tuple[Server, str]]:
     logs = tmp_path / "logs"
     logs.mkdir()
     srv = Server(home, database_url, logs)
-    key = srv.cli("keys", "create", "--org", "sec").strip()
+    key = create_api_key(Settings(home=home, database_url=database_url), "sec")
     srv.start()
     try:
         yield srv, key
