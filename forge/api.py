@@ -629,6 +629,10 @@ def _problem(status: int, code: str, title: str, **extra: Any) -> JSONResponse:
     return JSONResponse(body, status_code=status, media_type="application/problem+json")
 
 
+def _not_json(constant: str) -> Any:
+    raise ValueError(f"{constant} is not JSON")
+
+
 @github_router.post(
     "/github/webhook",
     response_model=WebhookAccepted,
@@ -669,12 +673,14 @@ async def github_webhook(request: Request, settings: _Webhook, store: _Triggers)
             400, "webhook_headers_missing", "X-GitHub-Event and X-GitHub-Delivery are required."
         )
     try:
-        payload = json.loads(body)
-    except ValueError:
+        payload = json.loads(body, parse_constant=_not_json)
+        # A lone surrogate ("\\ud800") parses, but no database can store it as text.
+        json.dumps(payload, ensure_ascii=False).encode("utf-8")
+    except (ValueError, RecursionError):  # also not UTF-8, too deep, integers past 4,300 digits
         return _problem(400, "webhook_body_invalid", "The webhook body is not JSON.")
     if not isinstance(payload, dict):
         return _problem(400, "webhook_body_invalid", "The webhook body is not a JSON object.")
-    action = payload.get("action")
+    action = payload.get("action") if isinstance(payload.get("action"), str) else None
     if event == "ping":
         return JSONResponse({"ok": True, "event": "ping"}, status_code=200)
     if action not in TRIGGERING.get(event, frozenset()):

@@ -184,8 +184,10 @@ def trigger_fields(event: str, payload: Mapping[str, Any]) -> dict[str, Any]:
     for key in ("repository", "sender", "head_ref", "head_sha", "base_ref"):
         if not isinstance(fields[key], str):
             fields[key] = None
-    for key in ("number", "installation_id"):
-        if not isinstance(fields[key], int) or isinstance(fields[key], bool):
+    for key, largest in (("number", 2**31 - 1), ("installation_id", 2**63 - 1)):
+        # What the columns hold (GitHub's ids are positive); anything else is not an id.
+        value = fields[key]
+        if not isinstance(value, int) or isinstance(value, bool) or not 0 < value <= largest:
             fields[key] = None
     return fields
 

@@ -298,9 +298,13 @@ async def get_review_run(
 
 
 def _passport(document: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any] | None]:
-    from passport import load_passport
+    from passport import InvalidPassportError, load_passport
 
-    loaded = load_passport(json.dumps(document).encode())
+    try:
+        loaded = load_passport(json.dumps(document).encode())
+    except InvalidPassportError as exc:  # e.g. an envelope whose payload is not JSON
+        exc.field = exc.field or "/passport"
+        raise
     return loaded.statement, loaded.envelope
 
 
@@ -312,9 +316,13 @@ def _passport(document: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any] 
 )
 async def evaluate(body: Evaluate, org: Org, gate: Gate) -> Any:
     """Decide a passport (and PR state) with a policy; store and optionally publish it."""
-    from policies import parse_policy
+    from policies import PolicyError, parse_policy
 
-    policy = parse_policy(body.policy, source="request.policy")
+    try:
+        policy = parse_policy(body.policy, source="request.policy")
+    except PolicyError as exc:  # a problem of the whole document is about the request field
+        exc.field = exc.field or "/policy"
+        raise
     if body.passport is None:
         if body.repository is None or body.pull_request is None:
             raise InputError(

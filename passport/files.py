@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .digest import canonical_json
 from .errors import InvalidPassportError
 from .model import PREDICATE_TYPE, STATEMENT_TYPE
 
@@ -52,6 +53,10 @@ def _parse_json(data: bytes, source: str) -> Any:
         raise InvalidPassportError(
             f"is not valid JSON: {exc.msg}", file=source, line=exc.lineno, column=exc.colno
         ) from exc
+    except ValueError as exc:  # an integer of more than 4,300 digits
+        raise InvalidPassportError(f"is not valid JSON: {exc}", file=source) from exc
+    except RecursionError as exc:
+        raise InvalidPassportError("is not valid JSON: nested too deeply", file=source) from exc
 
 
 def check_statement(statement: Any, source: str = "<passport>") -> dict[str, Any]:
@@ -90,6 +95,22 @@ def check_statement(statement: Any, source: str = "<passport>") -> dict[str, Any
     for key in ("validation", "reviews"):
         if not isinstance(predicate.get(key, []), list):
             raise fail(f"predicate.{key}", "must be a list")
+    for i, review in enumerate(predicate.get("reviews", [])):
+        # Gates and renderers read findings and counts: their shape is part of the contract.
+        if not isinstance(review, dict):
+            raise fail(f"predicate.reviews[{i}]", "must be an object")
+        findings = review.get("findings", [])
+        if not isinstance(findings, list) or not all(isinstance(f, dict) for f in findings):
+            raise fail(f"predicate.reviews[{i}].findings", "must be a list of objects")
+        counts = review.get("counts", {})
+        if not isinstance(counts, dict) or not all(
+            isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in counts.values()
+        ):
+            raise fail(f"predicate.reviews[{i}].counts", "must map severities to counts")
+    try:  # its id must be computable: no NaN, no integers past 2**53, no lone surrogates
+        canonical_json(statement)
+    except InvalidPassportError as exc:
+        raise fail("statement", exc.message) from exc
     return statement
 
 

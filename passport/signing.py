@@ -298,6 +298,6 @@ def verify_passport(
     verified = verify_envelope(envelope, keys)
     try:
         statement = json.loads(verified.payload.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (ValueError, RecursionError) as exc:  # not UTF-8, not JSON, too deep, huge numbers
         raise InvalidPassportError("the signed payload is not JSON", field="payload") from exc
     return check_statement(statement, "<signed payload>"), verified

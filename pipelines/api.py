@@ -154,7 +154,20 @@ def pipeline_dir(home: Path) -> Path:
 
 
 def _load(request: StartPipelineRequest, home: Path) -> tuple[Pipeline, str, Path | None]:
+    try:
+        return _load_source(request, home)
+    except PipelineSpecError as exc:
+        # A problem of the document as a whole (not YAML, too deep) is about the request field.
+        exc.field = exc.field or next(
+            f"/{name}" for name in ("path", "yaml", "spec") if getattr(request, name) is not None
+        )
+        raise
+
+
+def _load_source(request: StartPipelineRequest, home: Path) -> tuple[Pipeline, str, Path | None]:
     if request.path is not None:
+        if "\x00" in request.path:
+            raise InputError("the path must not contain a NUL character", field="/path")
         root = pipeline_dir(home)
         target = (root / request.path).resolve()
         if not target.is_relative_to(root) or not request.path.strip():

@@ -22,6 +22,9 @@ from .spec import Issue, Path, Pipeline, _dotted, _message, find_issues
 __all__ = ["load_pipeline", "parse_pipeline", "pipeline_from_data"]
 
 _MAX_BYTES = 1_000_000
+# Values built from one document, counting every node an alias expands to: a "billion laughs"
+# alias bomb is refused instead of exhausting memory and time.
+_MAX_NODES = 200_000
 
 
 class Positions:
@@ -54,13 +57,50 @@ class _Builder:
         self.positions = Positions()
         self.problems: list[SpecProblem] = []
         self._constructor = SafeConstructor()
+        self._nodes = 0
+        self._open: set[int] = set()  # the collection nodes being built: an alias to one recurses
+
+    def _refuse(self, node: Node, path: Path, message: str) -> PipelineSpecError:
+        line, column = _mark(node)
+        return PipelineSpecError(
+            [
+                SpecProblem(
+                    message,
+                    file=self.file,
+                    line=line,
+                    column=column,
+                    stage=_stage_of(path),
+                    field=_dotted(path) or None,
+                )
+            ]
+        )
 
     def build(self, node: Node, path: Path) -> Any:
+        self._nodes += 1
+        if self._nodes > _MAX_NODES:
+            raise self._refuse(node, path, f"the document is too large (more than {_MAX_NODES} "
+                               "values once its aliases are expanded)")  # fmt: skip
+        if id(node) in self._open:
+            raise self._refuse(node, path, "recursive YAML alias")
+        if not isinstance(node, ScalarNode):
+            self._open.add(id(node))
+            try:
+                return self._build_collection(node, path)
+            finally:
+                self._open.discard(id(node))
+        self.positions.values[path] = _mark(node)
+        return self._constructor.construct_object(node, deep=True)
+
+    def _build_collection(self, node: Node, path: Path) -> Any:
         self.positions.values[path] = _mark(node)
         if isinstance(node, MappingNode):
             self._constructor.flatten_mapping(node)
             result: dict[str, Any] = {}
             for key_node, value_node in node.value:
+                if not isinstance(key_node, ScalarNode):
+                    raise self._refuse(
+                        key_node, path, "a key must be a name, not a list or mapping"
+                    )
                 key = self._constructor.construct_object(key_node, deep=True)
                 if not isinstance(key, str):
                     # YAML 1.1 reads `on:`/`yes:` as booleans; a key is always a name here,
@@ -83,10 +123,8 @@ class _Builder:
                 self.positions.keys[child] = (line, column)
                 result[key] = self.build(value_node, child)
             return result
-        if isinstance(node, SequenceNode):
-            return [self.build(item, (*path, index)) for index, item in enumerate(node.value)]
-        assert isinstance(node, ScalarNode)
-        return self._constructor.construct_object(node, deep=True)
+        assert isinstance(node, SequenceNode)
+        return [self.build(item, (*path, index)) for index, item in enumerate(node.value)]
 
 
 def _stage_of(path: Path) -> str | None:
@@ -172,8 +210,27 @@ def parse_pipeline(
                 )
             ]
         ) from None
+    except yaml.reader.ReaderError as exc:
+        # A reader error (a NUL or other control character) knows only the character offset.
+        offset = exc.position if isinstance(exc.position, int) else 0
+        raise PipelineSpecError(
+            [
+                SpecProblem(
+                    f"not valid YAML: unacceptable character #x{exc.character:04x}"
+                    if isinstance(exc.character, int)
+                    else "not valid YAML: the file is not valid text",
+                    file=source,
+                    line=text.count("\n", 0, offset) + 1,
+                    column=offset - (text.rfind("\n", 0, offset) + 1) + 1,
+                )
+            ]
+        ) from None
     except yaml.YAMLError as exc:
         raise PipelineSpecError([SpecProblem(f"not valid YAML: {exc}", file=source)]) from None
+    except RecursionError:
+        raise PipelineSpecError(
+            [SpecProblem("not valid YAML: the document is nested too deeply", file=source)]
+        ) from None
     if root is None:
         raise PipelineSpecError([SpecProblem("the file is empty", file=source)])
     builder = _Builder(source)
@@ -190,6 +247,10 @@ def parse_pipeline(
                     column=mark.column + 1 if mark else None,
                 )
             ]
+        ) from None
+    except RecursionError:
+        raise PipelineSpecError(
+            [SpecProblem("the document is nested too deeply", file=source)]
         ) from None
     if builder.problems:
         raise PipelineSpecError(builder.problems)

@@ -60,10 +60,14 @@ _HOST = re.compile(
 
 
 class Model(BaseModel):
-    """Base: camelCase aliases, unknown fields rejected."""
+    """Base: camelCase aliases, unknown fields rejected, numbers finite (JSON has no NaN)."""
 
     model_config = ConfigDict(
-        alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=False
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+        frozen=False,
+        allow_inf_nan=False,
     )
 
 

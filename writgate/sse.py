@@ -73,12 +73,14 @@ async def parse_last_event_id(ledger: Ledger, subject_id: str, header: str | Non
     if header is None:
         return 0
     text = header.strip()
-    if not text.isdigit() or int(text) > await ledger.last_seq(subject_id):
+    # ASCII digits only ("²".isdigit() is true, int("²") fails) and short enough to be a seq.
+    seq = int(text) if text.isascii() and text.isdigit() and len(text) <= 20 else None
+    if seq is None or seq > await ledger.last_seq(subject_id):
         raise InvalidLastEventId(
             f"Last-Event-ID {header[:40]!r} is not an event seq of this subject",
             field="Last-Event-ID",
         )
-    return int(text)
+    return seq
 
 
 async def _messages(

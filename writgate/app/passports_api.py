@@ -130,12 +130,14 @@ async def passport_markdown(passport: PassportRef, request: Request, org: Org) -
 
 def _since(text: str) -> datetime:
     units = {"d": 86400, "h": 3600, "m": 60}
-    if text[:-1].isdigit() and text[-1] in units:
-        return datetime.now(UTC) - timedelta(seconds=int(text[:-1]) * units[text[-1]])
+    amount = text[:-1]
     try:
+        if amount.isascii() and amount.isdigit() and text[-1] in units:
+            return datetime.now(UTC) - timedelta(seconds=int(amount) * units[text[-1]])
         value = datetime.fromisoformat(text)
-    except ValueError as exc:
+        # In UTC, as stored: a date at the edge of the calendar cannot be, and is refused here.
+        return (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(UTC)
+    except (ValueError, OverflowError) as exc:  # "99999999999d" is past the calendar too
         raise InputError(
             "since must be a duration (30d, 12h) or an ISO date", field="since"
         ) from exc
-    return value if value.tzinfo else value.replace(tzinfo=UTC)

@@ -95,7 +95,7 @@ def _read_json(path: Path, what: str) -> Any:
         return json.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise InvalidPassportError(f"cannot read: {exc.strerror or exc}", file=str(path)) from exc
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (ValueError, RecursionError) as exc:  # not UTF-8, not JSON, too deep, huge numbers
         line = getattr(exc, "lineno", None)
         raise InvalidPassportError(f"is not {what} JSON", file=str(path), line=line) from exc
 
