@@ -211,6 +211,7 @@ def _child(command: dict[str, Any]) -> int:
         os.close(opened)
     sys.stdout = open(1, "w", closefd=False)  # noqa: SIM115 - the child ends with os._exit
     sys.stderr = open(2, "w", closefd=False)  # noqa: SIM115
+    os.environ.update(command.get("env") or {})
     os.chdir(command["cwd"])
     if command.get("kill_dir"):
         install_kill_points(Path(command["kill_dir"]))
@@ -229,8 +230,9 @@ def fork_server() -> None:
 
     A crash trial starts three processes; a fresh interpreter spends seconds importing the app on
     a loaded machine. Commands come on stdin as JSON lines (``argv``: the `writgate` arguments or
-    ``["lean-worker", RUN_ID]``; ``out``/``err`` files; ``cwd``; ``kill_dir`` to install the kill
-    points); stdout answers ``started PID`` and, once a child ended, ``ended PID STATUS``.
+    ``["lean-worker", RUN_ID]``; ``env`` to add; ``out``/``err`` files; ``cwd``; ``kill_dir`` to
+    install the kill points); stdout answers ``started PID`` and, once a child ended,
+    ``ended PID STATUS``.
     """
     import json
     import select

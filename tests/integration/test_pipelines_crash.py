@@ -54,6 +54,9 @@ from ._crash_pipeline import (
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 REPO = Path(__file__).resolve().parents[2]
 TRIALS = 15  # per database: 30 in all
+# PostgreSQL serves several workers: its trials run two at a time, each lane in an org of its
+# own. SQLite serves one worker: its trials run one after the other.
+LANES = {"sqlite": 1, "postgresql": 2}
 FORK_SERVER = "from tests.integration._crash_pipeline import fork_server; fork_server()"
 # Generous deadlines: they only bound a hang; a loaded machine must not fail a trial.
 DEADLINE = 120
@@ -77,10 +80,13 @@ class Trial:
 
 
 @dataclass
-class Seen:
-    """The pull requests and writer runs of the trials so far."""
+class Lane:
+    """Trials one after the other in an org of their own; lanes run side by side."""
 
-    pull_requests: set[int] = field(default_factory=set)
+    org: str
+    forge: LocalForge
+    worker_lock: anyio.Lock  # one `writgate worker` at a time (SQLite allows only one)
+    pull_requests: set[int] = field(default_factory=set)  # of the trials so far
     writer_runs: set[str] = field(default_factory=set)
 
 
@@ -116,7 +122,6 @@ def _env(settings: Settings) -> dict[str, str]:
     env.update(
         WRITGATE_HOME=str(settings.home),
         WRITGATE_DATABASE_URL=settings.database_url,
-        WRITGATE_ORG="default",
         PYTHONPATH=str(REPO),
     )
     return env
@@ -142,6 +147,7 @@ class ForkServer:
     started: list[int] = field(default_factory=list)
     ended: dict[int, int] = field(default_factory=dict)
     changed: anyio.Event = field(default_factory=anyio.Event)
+    starting: anyio.Lock = field(default_factory=anyio.Lock)
 
     async def read(self) -> None:
         assert self.process.stdout is not None
@@ -160,22 +166,26 @@ class ForkServer:
             self.changed.set()
             self.changed = anyio.Event()
 
-    async def start(self, argv: list[str], work: Path, name: str, kill_dir: Path | None) -> int:
+    async def start(
+        self, argv: list[str], org: str, work: Path, name: str, kill_dir: Path | None
+    ) -> int:
         """Fork `writgate ARGV…` (or ``lean-worker RUN_ID``); output in ``work/name.out|err``."""
         assert self.process.stdin is not None
         command = {
             "argv": argv,
+            "env": {"WRITGATE_ORG": org},
             "cwd": str(work),
             "out": str(work / f"{name}.out"),
             "err": str(work / f"{name}.err"),
             "kill_dir": str(kill_dir) if kill_dir else None,
         }
-        count = len(self.started)
-        await self.process.stdin.send(json.dumps(command).encode() + b"\n")
-        with anyio.fail_after(DEADLINE):
-            while len(self.started) == count:
-                await self.changed.wait()
-        return self.started[-1]
+        async with self.starting:
+            count = len(self.started)
+            await self.process.stdin.send(json.dumps(command).encode() + b"\n")
+            with anyio.fail_after(DEADLINE):
+                while len(self.started) == count:
+                    await self.changed.wait()
+            return self.started[count]
 
     async def wait(self, pid: int) -> int:
         """The exit status of ``pid`` once the server reaped it (``-9`` after SIGKILL)."""
@@ -215,9 +225,11 @@ def _output(work: Path, name: str) -> str:
     return f"stdout:\n{out[-2000:]}\nstderr:\n{err[-3000:]}"
 
 
-async def _kill_at_point(trial: Trial, forks: ForkServer, argv: list[str], work: Path) -> int:
+async def _kill_at_point(
+    trial: Trial, lane: Lane, forks: ForkServer, argv: list[str], work: Path
+) -> int:
     """Start the process, wait until it blocks at the kill point, SIGKILL it; its pid."""
-    pid = await forks.start(argv, work, "killed", kill_dir=work)
+    pid = await forks.start(argv, lane.org, work, "killed", kill_dir=work)
     reached = work / REACHED
 
     async def at_point() -> bool:
@@ -238,27 +250,33 @@ async def _kill_at_point(trial: Trial, forks: ForkServer, argv: list[str], work:
 
 
 async def _recover(
-    trial: Trial, service: PipelineService, forks: ForkServer, run_id: str, work: Path
+    trial: Trial,
+    lane: Lane,
+    service: PipelineService,
+    forks: ForkServer,
+    run_id: str,
+    work: Path,
 ) -> None:
     if trial.recovery == "in-process":
         with anyio.fail_after(DEADLINE):
-            await service.execute("default", run_id, poll_interval=0.05)
+            await service.execute(lane.org, run_id, poll_interval=0.05)
     elif trial.recovery == "resume":
-        pid = await forks.start(["resume", run_id], work, "resume", kill_dir=None)
+        pid = await forks.start(["resume", run_id], lane.org, work, "resume", kill_dir=None)
         assert await forks.wait(pid) == 0, _output(work, "resume")
         assert (work / "resume.out").read_text().splitlines()[0] == run_id
-    else:
-        argv = ["worker", "--poll", "100ms", "--no-webhooks"]
-        pid = await forks.start(argv, work, "worker", kill_dir=None)
+    else:  # a `writgate worker` serves the lane's org (and takes nothing from the other lanes)
+        async with lane.worker_lock:
+            argv = ["worker", "--poll", "100ms", "--no-webhooks"]
+            pid = await forks.start(argv, lane.org, work, "worker", kill_dir=None)
 
-        async def finished() -> bool:
-            if pid in forks.ended:
-                raise AssertionError(_output(work, "worker"))
-            return (await service.get("default", run_id)).finished
+            async def finished() -> bool:
+                if pid in forks.ended:
+                    raise AssertionError(_output(work, "worker"))
+                return (await service.get(lane.org, run_id)).finished
 
-        await _eventually(finished, "`writgate worker` to finish the run")
-        os.kill(pid, signal.SIGTERM)
-        assert await forks.wait(pid) == 0, _output(work, "worker")
+            await _eventually(finished, "`writgate worker` to finish the run")
+            os.kill(pid, signal.SIGTERM)
+            assert await forks.wait(pid) == 0, _output(work, "worker")
         assert "worker stopped after" in (work / "worker.err").read_text()
 
 
@@ -268,12 +286,11 @@ def _lines(path: Path) -> list[list[str]]:
 
 async def _trial(
     trial: Trial,
+    lane: Lane,
     service: PipelineService,
     forks: ForkServer,
-    forge: LocalForge,
     database: Database,
     root: Path,
-    seen: Seen,
 ) -> None:
     work = root / f"trial{trial.number}"
     prepare(work)
@@ -284,25 +301,25 @@ async def _trial(
         argv += [arg for key, value in inputs.items() for arg in ("--input", f"{key}={value}")]
         run_id = ""
     else:
-        started = await service.start("default", parse_pipeline(PIPELINE), inputs, base_dir=work)
+        started = await service.start(lane.org, parse_pipeline(PIPELINE), inputs, base_dir=work)
         run_id = started.id
         argv = ["lean-worker", run_id]
-    killed_pid = await _kill_at_point(trial, forks, argv, work)
+    killed_pid = await _kill_at_point(trial, lane, forks, argv, work)
     first_line = (work / "killed.out").read_text().split("\n", 1)[0]
     run_id = run_id or first_line
     assert first_line == run_id
 
-    before = await service.get("default", run_id)
+    before = await service.get(lane.org, run_id)
     assert not before.finished
     # the killed stage was running; so may be a parallel one (s3 and s4 both need the writer)
     running = {s.stage_id for s in before.stages if s.status == "running"}
     assert trial.stage in running and len(running) <= 2, running
-    await _recover(trial, service, forks, run_id, work)
+    await _recover(trial, lane, service, forks, run_id, work)
 
     # -- the run completed, every stage once -------------------------------------------------------
-    run = await service.get("default", run_id)
+    run = await service.get(lane.org, run_id)
     assert run.status == "succeeded", (run.error, [s.to_json() for s in run.stages])
-    events = await service.events("default", run_id)
+    events = await service.events(lane.org, run_id)
     assert [e.seq for e in events] == list(range(1, len(events) + 1))
     succeeded = Counter(e.data["stage"] for e in events if e.type == "stage.succeeded")
     assert succeeded == dict.fromkeys(STAGES, 1)
@@ -333,19 +350,23 @@ async def _trial(
     # the trials share a repository: what is new since the last trial belongs to this run
     prs = [
         pr
-        for pr in (await forge.list_pull_requests(REPOSITORY, state="all", limit=200)).items
-        if pr.number not in seen.pull_requests
+        for pr in (await lane.forge.list_pull_requests(REPOSITORY, state="all", limit=200)).items
+        if pr.number not in lane.pull_requests
     ]
     assert len(prs) == 1, [(pr.number, pr.head) for pr in prs]
     pr = prs[0]
     async with database.engine.connect() as conn:
         rows = [
             row
-            for row in await conn.execute(select(writer_runs).order_by(writer_runs.c.created_at))
-            if row.id not in seen.writer_runs
+            for row in await conn.execute(
+                select(writer_runs)
+                .where(writer_runs.c.org_id == lane.org)
+                .order_by(writer_runs.c.created_at)
+            )
+            if row.id not in lane.writer_runs
         ]
-    seen.pull_requests.add(pr.number)
-    seen.writer_runs.update(row.id for row in rows)
+    lane.pull_requests.add(pr.number)
+    lane.writer_runs.update(row.id for row in rows)
     interrupted = trial.stage == WRITER and trial.phase in ("publish", "effect")
     assert len(rows) == (2 if interrupted else 1), [(r.id, r.lifecycle) for r in rows]
     first, last = rows[0], rows[-1]
@@ -361,7 +382,8 @@ async def _trial(
     assert write["runId"] == last.id
     assert write["pullRequestNumber"] == pr.number
     assert f"pr {pr.number}" in s3["stdout"]  # the writer's outputs reached the next stages
-    assert sorted(f.filename for f in await forge.list_files(REPOSITORY, pr.number)) == ["CRASH.md"]
+    files = await lane.forge.list_files(REPOSITORY, pr.number)
+    assert [f.filename for f in files] == ["CRASH.md"]
 
 
 async def test_sigkill_at_random_points_then_resume(
@@ -374,20 +396,28 @@ async def test_sigkill_at_random_points_then_resume(
         settings=settings,
         services={"writer": wired.writer, "forge_for": wired.forge_for},
     )
-    forge = wired.forge_for("default")
-    assert isinstance(forge, LocalForge)
     (tmp_path / "seed").mkdir()
     (tmp_path / "seed" / "README.md").write_text("crash trials\n")
-    await forge.create_repository(REPOSITORY, from_dir=tmp_path / "seed")
-    seen = Seen()
-    async with fork_server(_env(settings), tmp_path) as forks:
-        for trial in _plan(random.Random(seed)):
+    lanes, worker_lock = [], anyio.Lock()
+    for number in range(LANES["sqlite" if settings.is_embedded else "postgresql"]):
+        forge = wired.forge_for(f"crash{number}")
+        assert isinstance(forge, LocalForge)
+        await forge.create_repository(REPOSITORY, from_dir=tmp_path / "seed")
+        lanes.append(Lane(org=f"crash{number}", forge=forge, worker_lock=worker_lock))
+    trials = _plan(random.Random(seed))
+
+    async def run_lane(lane: Lane, trials: list[Trial]) -> None:
+        for trial in trials:
             started = anyio.current_time()
             try:
-                await _trial(trial, service, forks, forge, database, tmp_path, seen)
+                await _trial(trial, lane, service, forks, database, tmp_path)
             except BaseException as exc:
                 raise AssertionError(f"{trial} failed (WRITGATE_CRASH_SEED={seed})") from exc
             print(f"{trial}: {anyio.current_time() - started:.2f}s")  # shown with -s
+
+    async with fork_server(_env(settings), tmp_path) as forks, anyio.create_task_group() as tg:
+        for number, lane in enumerate(lanes):
+            tg.start_soon(run_lane, lane, trials[number :: len(lanes)])
 
 
 def test_every_kill_point_is_in_the_pipeline() -> None:
