@@ -10,11 +10,19 @@ secret key after ``aws_secret_access_key=``) also where it appears alone later.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from collections.abc import Iterable, Mapping
 
-__all__ = ["SECRET_PATTERNS", "Redactor", "host_secret_values", "redact"]
+__all__ = [
+    "SECRET_PATTERNS",
+    "RedactingFilter",
+    "Redactor",
+    "host_secret_values",
+    "install_log_redaction",
+    "redact",
+]
 
 # Common credential formats. Redaction errs on the side of hiding. Group 1 is the secret.
 SECRET_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
@@ -163,3 +171,33 @@ class Redactor:
         if begin and not _PEM_END.search(line, begin.end()):
             self._in_key.add(stream)
         return self.text(line)
+
+
+class RedactingFilter(logging.Filter):
+    """A handler filter: the record's message and traceback, redacted (it never drops one)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        clean = redact(message)
+        if clean != message:
+            record.msg, record.args = clean, None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
+        return True
+
+
+def install_log_redaction() -> None:
+    """Add a :class:`RedactingFilter` to every handler logging knows of now (the root's, every
+    logger's, the last-resort one): what the process logs, the libraries' too, is redacted."""
+    loggers: list[logging.Logger] = [logging.getLogger()]
+    loggers += [
+        logger
+        for logger in logging.Logger.manager.loggerDict.values()
+        if isinstance(logger, logging.Logger)
+    ]
+    handlers = {handler for logger in loggers for handler in logger.handlers}
+    if logging.lastResort is not None:
+        handlers.add(logging.lastResort)
+    for handler in handlers:
+        if not any(isinstance(f, RedactingFilter) for f in handler.filters):
+            handler.addFilter(RedactingFilter())

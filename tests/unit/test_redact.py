@@ -118,3 +118,30 @@ def test_problem_details_carry_no_secret() -> None:
     assert token[:16] not in json.dumps(body)
     assert body["errors"][0]["message"] == "not [REDACTED:github-token]"
     assert body["type"] == "https://writgate.dev/problems/validation_failed"
+
+
+def test_log_records_are_redacted_by_the_handler_filter() -> None:
+    import io
+    import logging
+
+    from writgate.redact import RedactingFilter
+
+    token = "xoxb-" + "1234567890-" * 3
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.addFilter(RedactingFilter())
+    logger = logging.getLogger("writgate.test.redaction")
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        logger.warning("delivery to %s failed", f"https://hook:{token}@example.com/x")
+        try:
+            raise RuntimeError(f"token {token} refused")
+        except RuntimeError:
+            logger.exception("crashed")
+        logger.warning("nothing to hide %d", 42)
+    finally:
+        logger.removeHandler(handler)
+    text = stream.getvalue()
+    assert token[:16] not in text and text.count("[REDACTED") == 2, text
+    assert "nothing to hide 42" in text and "RuntimeError" in text

@@ -24,11 +24,12 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from writgate.app.server import create_app
+    from writgate.redact import install_log_redaction
 
     settings = Settings.from_env()
     settings.home.mkdir(parents=True, exist_ok=True)
     app = create_app(settings)
-    uvicorn.run(
+    config = uvicorn.Config(
         app,
         host=args.host,
         port=args.port,
@@ -36,4 +37,10 @@ def _serve(args: argparse.Namespace) -> int:
         proxy_headers=False,
         server_header=False,
     )
-    return 0
+    install_log_redaction()  # after uvicorn configured its loggers: no secret in the logs
+    server = uvicorn.Server(config)
+    try:
+        server.run()
+    except KeyboardInterrupt:
+        pass
+    return 0 if server.started else 3

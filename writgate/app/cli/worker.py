@@ -17,6 +17,7 @@ from pipelines.worker import sqlite_worker_lock
 from writgate.app.database import Database
 from writgate.app.services import trigger_dispatcher
 from writgate.errors import InputError
+from writgate.redact import install_log_redaction
 from writgate.settings import Settings
 from writgate.webhooks import deliverer_for
 
@@ -70,6 +71,7 @@ def _worker(args: argparse.Namespace) -> int:
     options["lease_seconds"] = _duration("--lease", args.lease, options["lease_seconds"])
     options["poll_interval"] = _duration("--poll", args.poll, options["poll_interval"])
     settings = Settings.from_env()
+    install_log_redaction()  # no secret in what the worker logs
 
     async def go(database: Database, settings: Settings) -> int:
         async with pipeline_service(database, settings) as service:
