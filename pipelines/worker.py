@@ -221,9 +221,12 @@ class Worker:
         return False
 
     def _launch(self, tg: anyio.abc.TaskGroup, claim: Claim) -> None:
+        tg.start_soon(self._execute, claim, self._register(claim))
+
+    def _register(self, claim: Claim) -> anyio.CancelScope:
         scope = anyio.CancelScope()
         self._running[claim.key] = _Running(claim=claim, scope=scope)
-        tg.start_soon(self._execute, claim, scope)
+        return scope
 
     async def _sleep(self) -> None:
         timeout = self.poll_interval
@@ -361,8 +364,12 @@ class Worker:
             )
         return outputs
 
-    async def _record(self, entry: _Running, outcome: tuple[str, Any]) -> bool:
-        """Record the outcome; True when freed stages were started here in the same commit."""
+    async def _record(self, entry: _Running, outcome: tuple[str, Any]) -> Claim | None:
+        """Record the outcome; a stage it freed and started in the same commit, to run next.
+
+        Other stages started in that commit get tasks of their own; the first one is run by
+        the caller's task, right after this one (no new task, no trip through the loop).
+        """
         claim = entry.claim
         chained: list[Claim] = []
         entry.recording = True
@@ -381,15 +388,26 @@ class Worker:
             if result == "lost":
                 log.warning("stage %s of %s: lease lost, outcome dropped", *claim.key[::-1])
             self.stages_run += 1
-            if chained and self._task_group is not None:
-                for next_claim in chained:
-                    self._launch(self._task_group, next_claim)
-        return bool(chained)
+            if not chained or self._task_group is None:
+                return None
+            for next_claim in chained[1:]:
+                self._launch(self._task_group, next_claim)
+            self._register(chained[0])
+            return chained[0]
+        return None  # not reached: the shield does not swallow exceptions
 
     async def _execute(self, claim: Claim, scope: anyio.CancelScope) -> None:
+        follow: Claim | None = claim
+        while follow is not None:
+            follow = await self._execute_one(follow, scope)
+            if follow is not None:
+                scope = self._running[follow.key].scope
+
+    async def _execute_one(self, claim: Claim, scope: anyio.CancelScope) -> Claim | None:
+        """Run one stage and record its outcome; the stage to run next in this task, if any."""
         entry = self._running[claim.key]
         ctx: StageContext | None = None
-        chained = False
+        chained: Claim | None = None
         stage = claim.pipeline.stages[claim.stage_id]
         try:
             with scope:
@@ -438,5 +456,6 @@ class Worker:
         finally:
             if self._running.get(claim.key) is entry:
                 self._running.pop(claim.key, None)
-            if not chained:  # a chained stage took this slot: nothing new for the loop
+            if chained is None:  # a chained stage took this slot: nothing new for the loop
                 self._wake.set()
+        return chained
