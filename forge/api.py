@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 from writgate.ledger import Ledger
+from writgate.text import refuse_nul
 from writgate.web import app_state, request_org, service
 
 from .errors import WebhookRejected
@@ -676,6 +677,7 @@ async def github_webhook(request: Request, settings: _Webhook, store: _Triggers)
         payload = json.loads(body, parse_constant=_not_json)
         # A lone surrogate ("\\ud800") parses, but no database can store it as text.
         json.dumps(payload, ensure_ascii=False).encode("utf-8")
+        refuse_nul(payload)  # nor can PostgreSQL store a NUL
     except (ValueError, RecursionError):  # also not UTF-8, too deep, integers past 4,300 digits
         return _problem(400, "webhook_body_invalid", "The webhook body is not JSON.")
     if not isinstance(payload, dict):

@@ -21,6 +21,8 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
+from writgate.text import refuse_nul
+
 from .lifecycle import Lifecycle, NextAction
 
 __all__ = [
@@ -69,6 +71,15 @@ class Model(BaseModel):
         frozen=False,
         allow_inf_nan=False,
     )
+
+
+class _Request(Model):
+    """Base of request bodies: no NUL character in any text (PostgreSQL cannot store one)."""
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_nul(cls, value: Any) -> Any:
+        return refuse_nul(value)
 
 
 def normalize_tag(value: str) -> str:
@@ -178,7 +189,7 @@ class Safety(Model):
     )
 
 
-class CreateRunRequest(Model):
+class CreateRunRequest(_Request):
     """Body of ``POST /runs``."""
 
     repository: str = Field(
@@ -249,7 +260,7 @@ class CreateRunRequest(Model):
         return self.model_dump(mode="json", by_alias=True)
 
 
-class FollowUpRequest(Model):
+class FollowUpRequest(_Request):
     """Body of ``POST /runs/{id}/messages``."""
 
     text: str = Field(min_length=1, max_length=100_000, description="The follow-up instruction.")

@@ -6,8 +6,10 @@ import json
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
+
+from writgate.text import refuse_nul
 
 from .store import Attempt, Delivery, Endpoint
 
@@ -35,7 +37,16 @@ class _Model(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
 
 
-class WebhookEndpointCreate(_Model):
+class _Request(_Model):
+    """Base of request bodies: no NUL character in any text (PostgreSQL cannot store one)."""
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_nul(cls, value: Any) -> Any:
+        return refuse_nul(value)
+
+
+class WebhookEndpointCreate(_Request):
     """A new subscription."""
 
     url: str = Field(max_length=2048, description="http(s) URL receiving the POSTs.")
@@ -48,7 +59,7 @@ class WebhookEndpointCreate(_Model):
     description: str = Field(default="", max_length=500)
 
 
-class WebhookEndpointUpdate(_Model):
+class WebhookEndpointUpdate(_Request):
     """Fields to change; enabling a disabled endpoint closes its circuit."""
 
     url: str | None = Field(default=None, max_length=2048)
