@@ -77,7 +77,17 @@ def ensure_venv(peer: str) -> Path:
                 env=env,
             )
         subprocess.run(
-            [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", requirement],
+            [
+                str(python),
+                "-m",
+                "pip",
+                "install",
+                "-q",
+                "--disable-pip-version-check",
+                "--retries",
+                "2",
+                requirement,
+            ],
             check=True,
             capture_output=True,
             text=True,
@@ -115,6 +125,8 @@ def _measure(peer: str, steps: int, samples: int) -> list[float]:
             )
         except subprocess.TimeoutExpired:
             raise Unavailable(f"did not finish within {RUN_TIMEOUT} s") from None
+        except OSError as exc:
+            raise Unavailable(f"cannot start: {exc}") from None
     if result.returncode != 0:
         raise Unavailable(f"exited with {result.returncode}: {_last_line(result.stderr)}")
     try:
