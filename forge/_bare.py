@@ -76,6 +76,8 @@ async def import_directory(path: Path, source: Path, branch: str, message: str) 
     """Commit ``source``'s files (``.gitignore`` respected) as the first commit of ``branch``."""
     if not await anyio.Path(source).is_dir():
         raise ForgeInputError(f"{source} is not a directory", field="from_dir")
+    # git resolves a relative GIT_WORK_TREE against its cwd, which is ``source`` itself.
+    source = Path(await anyio.Path(source).absolute())
     with tempfile.TemporaryDirectory(prefix="writgate-import-") as scratch:
         env = {
             "GIT_DIR": str(path),

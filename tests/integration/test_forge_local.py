@@ -77,6 +77,16 @@ async def test_create_repository_imports_files_and_is_idempotent(
     assert git(empty.path, "for-each-ref").strip() == ""
 
 
+async def test_create_repository_from_a_relative_folder(
+    forge: LocalForge, project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `writgate forge create-repo acme/web --from project` passes the path as typed.
+    monkeypatch.chdir(project.parent)
+    repo = await forge.create_repository("acme/web", from_dir=Path(project.name))
+    files = git(repo.path, "ls-tree", "-r", "--name-only", "main").split()
+    assert "src/app.py" in files and "debug.log" not in files
+
+
 async def test_bad_names_are_clear_input_errors(forge: LocalForge) -> None:
     for bad in ("noslash", "a/b/c", "../x", "acme/web.git", "-x/y", "a/"):
         with pytest.raises(ForgeInputError) as info:
