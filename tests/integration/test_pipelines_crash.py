@@ -15,6 +15,7 @@ a short lease only lets a loaded machine take stages away from a live one.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -213,10 +214,17 @@ async def fork_server(env: dict[str, str], work: Path) -> AsyncIterator[ForkServ
             with anyio.fail_after(DEADLINE):
                 assert await process.wait() == 0, (work / "fork-server.err").read_text()
     finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
-        await process.aclose()
+        with anyio.CancelScope(shield=True):
+            if process.returncode is None and process.stdin is not None:
+                # a trial failed: the server still kills its children (no stray workers) and ends
+                with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):
+                    await process.stdin.aclose()
+                with anyio.move_on_after(10):
+                    await process.wait()
+            if process.returncode is None:
+                process.kill()
+                await process.wait()
+            await process.aclose()
 
 
 def _output(work: Path, name: str) -> str:
