@@ -173,7 +173,9 @@ def system(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[System]:
         WRITGATE_WEBHOOKS_TIMEOUT="2s",
         WRITGATE_WEBHOOKS_LEASE="8s",  # a dead deliverer's claims come back after this
         WRITGATE_WEBHOOKS_POLL="200ms",
-        WRITGATE_PIPELINE_LEASE="3s",
+        # A dead worker's stages are taken over at once (its pid is gone); the lease only
+        # bounds a worker that stopped answering, which a busy test machine must not fake.
+        WRITGATE_PIPELINE_LEASE="10s",
         WRITGATE_PIPELINE_POLL="100ms",
     )
     port = free_port()
@@ -186,7 +188,7 @@ def system(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[System]:
             workers.append(
                 Process(
                     name,
-                    ["worker", "--all-orgs", "--lease", "3s", "--poll", "100ms"],
+                    ["worker", "--all-orgs", "--lease", "10s", "--poll", "100ms"],
                     env,
                     tmp_path / f"{name}.log",
                 )
