@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import random
+import socket
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
@@ -424,6 +425,37 @@ async def test_an_expired_lease_hands_the_delivery_over(
     delivery = await store.get_delivery("acme", first[0].id)
     assert delivery.status == "succeeded" and len(delivery.attempt_log) == 2
     assert [a.number for a in delivery.attempt_log] == [1, 2] and delivery.attempts == 2
+
+
+async def test_a_dead_deliverers_claims_are_taken_over_at_once(
+    database: Database, store: WebhookStore
+) -> None:
+    # A deliverer killed mid-work (SIGKILL, OOM) holds its rows until their lease ends; another
+    # deliverer on the same host sees that its process is gone and sends them now.
+    async with await anyio.open_process(["true"]) as gone:
+        await gone.wait()  # reaped: its pid names no process
+    alive = await anyio.open_process(["sleep", "60"])
+    try:
+        with webhook_receiver() as receiver:
+            await store.create("acme", url=receiver.url, event_types=["*"])
+            await emit(database, "acme", "run_1", "run.queued")
+            await emit(database, "acme", "run_2", "run.queued")
+            host = socket.gethostname()
+            dead = fast_deliverer(store)
+            dead.owner = f"{host}:{gone.pid}:abcdef"
+            [abandoned] = await store.claim(dead.lease_token(), limit=1, lease_seconds=3600)
+            busy = fast_deliverer(store)
+            busy.owner = f"{host}:{alive.pid}:abcdef"
+            [held] = await store.claim(busy.lease_token(), limit=1, lease_seconds=3600)
+            assert await fast_deliverer(store).run_once() == 1
+            received = receiver.snapshot()
+    finally:
+        alive.kill()
+        await alive.wait()
+        await alive.aclose()
+    assert [r.headers["webhook-id"] for r in received] == [abandoned.id]
+    assert (await store.get_delivery("acme", abandoned.id)).status == "succeeded"
+    assert (await store.get_delivery("acme", held.id)).status == "pending"  # its holder lives
 
 
 async def test_test_delivery_and_deleting_an_endpoint(

@@ -3,8 +3,10 @@
 One deliverer runs in the server (the embedded default) and one in each ``writgate worker``.
 Several deliverers may share a database: each claim takes rows under a lease (``FOR UPDATE
 SKIP LOCKED`` on PostgreSQL, the write lock on SQLite), and an attempt's outcome only settles the
-row while the claim still holds it, so a row is never delivered twice at once and a deliverer
-that dies gives its rows back when the lease runs out.
+row while the claim still holds it, so a row is never delivered twice at once. A deliverer that
+dies gives its rows back when the lease runs out, or at once to a deliverer on the same host,
+which sees that the process named in the lease is gone (a restarted server does not make its
+receivers wait a lease for what it was sending when it was killed).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import anyio
 import httpx
 
 from writgate.errors import ConfigError, WritgateError
+from writgate.owners import new_owner_id, owner_is_dead
 
 from .destinations import allow_private_from_env, resolve
 from .signing import signature_headers
@@ -147,6 +150,8 @@ class Deliverer:
         self.retention = retention
         self.prune_interval = prune_interval
         self._next_prune = 0.0
+        self.owner = new_owner_id()
+        self._next_release = 0.0
         self.attempts_made = 0
         self._in_flight = 0
         self._wake: asyncio.Event | None = None
@@ -228,6 +233,23 @@ class Deliverer:
         except TimeoutError:
             pass
 
+    # -- leases ----------------------------------------------------------------------------
+
+    def lease_token(self) -> str:
+        """A token for one claim: this process's owner id (when it fits) and a random part."""
+        token = f"{self.owner}:{uuid.uuid4().hex[:12]}"
+        return token if len(token) <= _TOKEN_CHARS else uuid.uuid4().hex
+
+    async def _release_abandoned(self) -> None:
+        """Take back at once the rows that deliverers which died on this host had claimed."""
+        if time.monotonic() < self._next_release:
+            return
+        self._next_release = time.monotonic() + max(self.poll_interval, 1.0)
+        try:
+            await self.store.release_abandoned(_holder_is_dead)
+        except Exception as exc:  # the lease still hands the rows over: never stop for this
+            log.warning("releasing dead deliverers' claims failed: %s", _first_line(exc))
+
     # -- serving ---------------------------------------------------------------------------
 
     def _client(self) -> httpx.AsyncClient:
@@ -248,12 +270,13 @@ class Deliverer:
             while True:
                 self._wake.clear()  # before looking: a wake-up from now on is not lost
                 await self._prune_when_due()
+                await self._release_abandoned()
                 free = self.concurrency - self._in_flight
                 claims: list[Claim] = []
                 if free > 0:
                     try:
                         claims = await self.store.claim(
-                            uuid.uuid4().hex, limit=free, lease_seconds=self.lease_seconds
+                            self.lease_token(), limit=free, lease_seconds=self.lease_seconds
                         )
                     except Exception as exc:  # a database hiccup must not stop deliveries
                         log.warning("claiming webhook deliveries failed: %s", _first_line(exc))
@@ -277,8 +300,10 @@ class Deliverer:
 
     async def run_once(self) -> int:
         """Claim and deliver one batch of due rows now; the number of attempts made."""
+        self._next_release = 0.0
+        await self._release_abandoned()
         claims = await self.store.claim(
-            uuid.uuid4().hex, limit=self.concurrency, lease_seconds=self.lease_seconds
+            self.lease_token(), limit=self.concurrency, lease_seconds=self.lease_seconds
         )
         async with self._client() as client, anyio.create_task_group() as tg:
             for claim in claims:
@@ -288,7 +313,7 @@ class Deliverer:
 
     async def send_test(self, org_id: str, endpoint_id: str) -> Delivery:
         """Send one ``webhook.test`` message to the endpoint now (no retries)."""
-        claim = await self.store.enqueue_test(org_id, endpoint_id, uuid.uuid4().hex)
+        claim = await self.store.enqueue_test(org_id, endpoint_id, self.lease_token())
         async with self._client() as client:
             await self._deliver(client, claim, count=False)
         return await self.store.get_delivery(org_id, claim.id)
@@ -385,6 +410,15 @@ class Deliverer:
             disable_reason="the receiver answered 410 Gone" if status == 410 else None,
             retry_after=_retry_after(retry_after) if status in (429, 503) else None,
         )
+
+
+_TOKEN_CHARS = 64  # webhook_deliveries.lease_token
+
+
+def _holder_is_dead(token: str) -> bool:
+    """Whether the process that claimed with ``token`` (``host:pid:random:claim``) is gone."""
+    owner, _, _claim = token.rpartition(":")
+    return owner_is_dead(owner)  # False for tokens that name no process (older ones)
 
 
 def _retry_after(value: str | None) -> float | None:

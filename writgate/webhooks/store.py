@@ -652,6 +652,42 @@ class WebhookStore:
             for row in sorted(rows, key=lambda r: r.id)
         ]
 
+    async def release_abandoned(self, holder_is_dead: Callable[[str], bool]) -> int:
+        """Make the leased deliveries of dead deliverers due now; how many were released.
+
+        ``holder_is_dead(lease_token)`` says whether the deliverer that claimed a row is gone
+        (a process that was killed): its rows need not wait for their lease to run out. If
+        it died mid-attempt the receiver may get that message twice, with one ``webhook-id``.
+        """
+        d = webhook_deliveries
+        now = _now()
+        leased = (
+            select(d.c.lease_token)
+            .distinct()
+            .where(
+                d.c.status == "pending",
+                d.c.lease_token.is_not(None),
+                d.c.next_attempt_at > now,
+                d.c.event_type != TEST_EVENT,  # a test message is sent once, by its sender
+            )
+        )
+        async with db.read(self.engine) as conn:
+            tokens = [t for t in (await conn.execute(leased)).scalars() if holder_is_dead(t)]
+        if not tokens:
+            return 0
+        async with db.write(self.engine) as conn:
+            released = await conn.execute(
+                update(d)
+                .where(
+                    d.c.status == "pending",
+                    d.c.lease_token.in_(tokens),
+                    d.c.event_type != TEST_EVENT,
+                )
+                .values(lease_token=None, next_attempt_at=now)
+            )
+        self._kick()
+        return int(released.rowcount or 0)
+
     async def finish_attempt(
         self,
         claim: Claim,
