@@ -21,7 +21,7 @@ import importlib
 import os
 import signal
 import sys
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -154,11 +154,10 @@ def prepare(directory: Path) -> None:
 
 def install_kill_points(directory: Path) -> None:
     """Make this process block at the trial's kill point (called in the process to be killed)."""
-    import pipelines.worker as worker_module
-    import writer.executor as executor_module
-
-    handler_for: Callable[[str], Any] = getattr(worker_module, "handler_for")  # noqa: B009
-    publish_change: Callable[..., Awaitable[Any]] = getattr(executor_module, "publish_change")  # noqa: B009
+    import pipelines.worker
+    import writer.executor
+    from pipelines.stages import handler_for
+    from writer.publish import publish_change
 
     def kill_point_handler_for(kind: str) -> Any:
         handler = handler_for(kind)
@@ -179,8 +178,9 @@ def install_kill_points(directory: Path) -> None:
         await reach(directory, WRITER, "effect")
         return published
 
-    setattr(worker_module, "handler_for", kill_point_handler_for)  # noqa: B010
-    setattr(executor_module, "publish_change", kill_point_publish)  # noqa: B010
+    # the names the worker and the executor call (they imported them from these modules)
+    setattr(pipelines.worker, "handler_for", kill_point_handler_for)  # noqa: B010
+    setattr(writer.executor, "publish_change", kill_point_publish)  # noqa: B010
 
 
 async def _lean_worker(run_id: str) -> None:
