@@ -1,9 +1,9 @@
 """Hypothesis strategies for hostile input, shared by the bad-input fuzz modules.
 
 Structured-but-wrong values (the right keys with the wrong types), huge numbers, unicode and NUL
-bytes, deep nesting, YAML duplicate keys, alias bombs, tabs and binary. Every fuzz module uses
-:data:`FUZZ` (or a multiple of it): few examples, no per-example deadline (a hang is caught by the
-explicit bounds of the tests), derandomized so CI runs the same examples every time.
+bytes, deep nesting, YAML duplicate keys, alias bombs, tabs and binary. Every fuzz test uses
+:func:`fuzz`: few examples, no per-example deadline (a hang is caught by the explicit bounds of
+the tests: :func:`bounded`, HTTP timeouts), derandomized so CI runs the same examples every time.
 """
 
 from __future__ import annotations

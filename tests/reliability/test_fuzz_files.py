@@ -131,7 +131,7 @@ def yaml_inputs(valid: str) -> st.SearchStrategy[str | bytes]:
 # -- pipeline YAML: writgate validate FILE -------------------------------------------------------
 
 
-@fuzz(60)
+@fuzz(50)
 @given(yaml_inputs(PIPELINE))
 @example(alias_bomb())
 @example("name: x\nstages:\n  " + alias_bomb(key="s").replace("\n", "\n  "))
@@ -154,7 +154,7 @@ def test_pipeline_yaml(folder: Path, text: str | bytes) -> None:
 # -- policy YAML: writgate policy test POLICY --cases CASES --------------------------------------
 
 
-@fuzz(60)
+@fuzz(50)
 @given(yaml_inputs(POLICY), st.one_of(st.just(CASES), yaml_inputs(CASES)))
 @example(alias_bomb(), CASES)
 @example(POLICY, alias_bomb())
@@ -196,7 +196,7 @@ passport_documents = st.one_of(
 )
 
 
-@fuzz(60)
+@fuzz(50)
 @given(passport_documents)
 @example(b"[" * 100_000 + b"]" * 100_000)
 @example(b'{"_type": ' + b"9" * 5000 + b"}")

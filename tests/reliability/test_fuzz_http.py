@@ -160,7 +160,7 @@ run_bodies = st.one_of(
 )
 
 
-@fuzz(80)
+@fuzz(60)
 @given(run_bodies)
 @example({**VALID_RUN, "metadata": {"x": float("nan")}})
 @example({**VALID_RUN, "metadata": {"x": float("inf")}})
@@ -221,7 +221,7 @@ pipeline_yaml = st.one_of(
 )
 
 
-@fuzz(50)
+@fuzz(40)
 @given(
     st.one_of(
         pipeline_yaml.map(lambda text: {"yaml": text}),
@@ -281,7 +281,7 @@ webhook_urls = st.one_of(
 )
 
 
-@fuzz(40)
+@fuzz(30)
 @given(
     st.one_of(
         mutations(VALID_WEBHOOK, json_values()),
@@ -331,7 +331,7 @@ github_payloads = st.one_of(
 )
 
 
-@fuzz(60)
+@fuzz(50)
 @given(
     github_payloads,
     st.sampled_from(["pull_request", "check_suite", "merge_group", "ping", "push", "\u00e9v"]),
@@ -409,7 +409,7 @@ rules:
 """
 
 
-@fuzz(50)
+@fuzz(40)
 @given(
     st.one_of(
         mutations(_statement(), json_values()),
