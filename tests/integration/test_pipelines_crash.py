@@ -86,7 +86,6 @@ class Lane:
 
     org: str
     forge: LocalForge
-    worker_lock: anyio.Lock  # one `writgate worker` at a time (SQLite allows only one)
     pull_requests: set[int] = field(default_factory=set)  # of the trials so far
     writer_runs: set[str] = field(default_factory=set)
 
@@ -273,18 +272,17 @@ async def _recover(
         assert await forks.wait(pid) == 0, _output(work, "resume")
         assert (work / "resume.out").read_text().splitlines()[0] == run_id
     else:  # a `writgate worker` serves the lane's org (and takes nothing from the other lanes)
-        async with lane.worker_lock:
-            argv = ["worker", "--poll", "100ms", "--no-webhooks"]
-            pid = await forks.start(argv, lane.org, work, "worker", kill_dir=None)
+        argv = ["worker", "--poll", "100ms", "--no-webhooks"]
+        pid = await forks.start(argv, lane.org, work, "worker", kill_dir=None)
 
-            async def finished() -> bool:
-                if pid in forks.ended:
-                    raise AssertionError(_output(work, "worker"))
-                return (await service.get(lane.org, run_id)).finished
+        async def finished() -> bool:
+            if pid in forks.ended:
+                raise AssertionError(_output(work, "worker"))
+            return (await service.get(lane.org, run_id)).finished
 
-            await _eventually(finished, "`writgate worker` to finish the run")
-            os.kill(pid, signal.SIGTERM)
-            assert await forks.wait(pid) == 0, _output(work, "worker")
+        await _eventually(finished, "`writgate worker` to finish the run")
+        os.kill(pid, signal.SIGTERM)
+        assert await forks.wait(pid) == 0, _output(work, "worker")
         assert "worker stopped after" in (work / "worker.err").read_text()
 
 
@@ -406,12 +404,12 @@ async def test_sigkill_at_random_points_then_resume(
     )
     (tmp_path / "seed").mkdir()
     (tmp_path / "seed" / "README.md").write_text("crash trials\n")
-    lanes, worker_lock = [], anyio.Lock()
+    lanes = []
     for number in range(LANES["sqlite" if settings.is_embedded else "postgresql"]):
         forge = wired.forge_for(f"crash{number}")
         assert isinstance(forge, LocalForge)
         await forge.create_repository(REPOSITORY, from_dir=tmp_path / "seed")
-        lanes.append(Lane(org=f"crash{number}", forge=forge, worker_lock=worker_lock))
+        lanes.append(Lane(org=f"crash{number}", forge=forge))
     trials = _plan(random.Random(seed))
 
     async def run_lane(lane: Lane, trials: list[Trial]) -> None:
