@@ -173,21 +173,30 @@ def test_idempotency_storm_1000_creates_20_keys(
 ) -> None:
     srv, auth = server
 
+    resent = 0
+
+    async def create(client: httpx.AsyncClient, i: int) -> httpx.Response:
+        nonlocal resent
+        while True:
+            try:
+                return await client.post(
+                    "/api/v1/coding-agent/runs",
+                    json=_body(["true"], publish={"mode": "none"}, prompt=f"k{i % 20}"),
+                    headers={"Idempotency-Key": f"storm-{i % 20}"},
+                )
+            except httpx.TransportError:
+                # On a loaded machine the server may close a kept-alive connection just as the
+                # next request goes out on it; a keyed create is safe to resend, as the
+                # writgate clients do.
+                resent += 1
+                assert resent <= 50, "too many broken connections"
+
     async def storm() -> list[httpx.Response]:
         limits = httpx.Limits(max_connections=100)
         async with httpx.AsyncClient(
             base_url=srv.url, headers=auth, limits=limits, timeout=120
         ) as client:
-            return await asyncio.gather(
-                *(
-                    client.post(
-                        "/api/v1/coding-agent/runs",
-                        json=_body(["true"], publish={"mode": "none"}, prompt=f"k{i % 20}"),
-                        headers={"Idempotency-Key": f"storm-{i % 20}"},
-                    )
-                    for i in range(1000)
-                )
-            )
+            return await asyncio.gather(*(create(client, i) for i in range(1000)))
 
     responses = asyncio.run(storm())
     assert {r.status_code for r in responses} <= {200, 201}
@@ -195,7 +204,8 @@ def test_idempotency_storm_1000_creates_20_keys(
     for i, response in enumerate(responses):
         ids_by_key.setdefault(f"storm-{i % 20}", set()).add(response.json()["id"])
     assert all(len(ids) == 1 for ids in ids_by_key.values())
-    assert sum(r.status_code == 201 for r in responses) == 20
+    # One 201 per key (a resent create may have lost its 201: the replay answers 200).
+    assert 20 - resent <= sum(r.status_code == 201 for r in responses) <= 20
     with httpx.Client(base_url=srv.url, headers=auth, timeout=30) as client:
         listed = client.get("/api/v1/coding-agent/runs", params={"limit": 200}).json()
         assert len(listed["items"]) == 20
