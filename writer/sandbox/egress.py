@@ -40,6 +40,7 @@ _LABEL = r"(?!-)[a-z0-9_-]{1,63}(?<!-)"
 _HOST = re.compile(rf"^(\*\.)?{_LABEL}(\.{_LABEL})*$")
 _MAX_HEAD = 64 * 1024
 _CONNECT_TIMEOUT = 15.0
+_CLOSE_SECONDS = 5.0  # how long close() waits for the cancelled tunnels to end
 
 
 def _normalize(host: str) -> str:
@@ -148,17 +149,23 @@ class EgressProxy:
         self.socket_path.chmod(0o666)
 
     async def close(self) -> None:
-        """Stop listening and cut every open tunnel."""
+        """Stop listening and cut every open tunnel.
+
+        Bounded (``_CLOSE_SECONDS``), and a cancellation of the close itself propagates (it
+        used to be swallowed with those of the tunnels, and the caller ran on).
+        """
         if self._server is not None:
             self._server.close()
             self._server = None
-        for task in list(self._tasks):
-            task.cancel()
-        for task in list(self._tasks):
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-        with contextlib.suppress(FileNotFoundError):
-            self.socket_path.unlink()
+        tunnels = set(self._tasks)
+        try:
+            for task in tunnels:
+                task.cancel()
+            if tunnels:
+                await asyncio.wait(tunnels, timeout=_CLOSE_SECONDS)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                self.socket_path.unlink()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
@@ -174,9 +181,12 @@ class EgressProxy:
             log.exception("egress proxy connection failed")
         finally:
             self._tasks.discard(task)
-            writer.close()
-            with contextlib.suppress(Exception):
-                await writer.wait_closed()
+            if task.cancelling():  # the proxy closes: cut, do not wait for the client to read
+                writer.transport.abort()
+            else:
+                writer.close()
+                with contextlib.suppress(Exception):
+                    await writer.wait_closed()
 
     async def _decide(self, host: str, port: int) -> bool:
         allowed = self.allowlist.allows(host, port)
@@ -363,6 +373,10 @@ async def _pipe_both(
     try:
         await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
     finally:
-        up_writer.close()
-        with contextlib.suppress(Exception):
-            await up_writer.wait_closed()
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():  # the proxy closes: cut the tunnel
+            up_writer.transport.abort()
+        else:
+            up_writer.close()
+            with contextlib.suppress(Exception):
+                await up_writer.wait_closed()

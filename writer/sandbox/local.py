@@ -539,13 +539,12 @@ class LocalSandbox:
             out.consume(process.stdout), err.consume(process.stderr), _feed(process, stdin)
         )
         try:
-            try:
-                await asyncio.wait_for(asyncio.shield(readers), deadline)
-            except TimeoutError:
+            # asyncio.wait, never wait_for: on Python 3.11, wait_for returns the result of an
+            # awaitable that completes as the task is cancelled, and the cancellation is lost.
+            if not (await asyncio.wait({readers}, timeout=deadline))[0]:
                 timed_out = True
                 _kill(process)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(asyncio.shield(readers), _DRAIN_SECONDS)
+                await asyncio.wait({readers}, timeout=_DRAIN_SECONDS)
             if readers.done():
                 readers.result()  # a failing output sink fails the exec
             lost = SandboxLost(f"sandbox {self.id} was closed while the command ran")
@@ -558,15 +557,20 @@ class LocalSandbox:
             if self._closed:
                 raise lost
         finally:
-            if process.returncode is None:
-                _kill(process)
-            if not readers.done():
-                readers.cancel()
-            with contextlib.suppress(BaseException):
-                await asyncio.wait_for(asyncio.shield(readers), _DRAIN_SECONDS)
-            if isinstance(process, SpawnedProcess):
-                process.close_pipes()
-            self._processes.discard(process)
+            try:
+                if process.returncode is None:
+                    _kill(process)
+                if not readers.done():
+                    readers.cancel()
+                    # Bounded; a cancellation of this task meanwhile is not swallowed: it
+                    # propagates once the pipes are closed below.
+                    await asyncio.wait({readers}, timeout=_DRAIN_SECONDS)
+                if readers.done() and not readers.cancelled():
+                    readers.exception()  # retrieved (raised above when it mattered)
+            finally:
+                if isinstance(process, SpawnedProcess):
+                    process.close_pipes()
+                self._processes.discard(process)
         return code, out.data(), err.data(), timed_out
 
     async def _start(self, command: list[str], *, with_stdin: bool) -> _Process:

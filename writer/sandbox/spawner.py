@@ -134,6 +134,9 @@ class SpawnedProcess:
 class Spawner:
     """The writgate side of one sandbox's spawner process."""
 
+    EXIT_SECONDS = 5.0
+    """How long :meth:`close` waits for the helper to exit, and again after killing it."""
+
     def __init__(self) -> None:
         self._socket: socket.socket | None = None
         self._process: asyncio.subprocess.Process | None = None
@@ -261,15 +264,26 @@ class Spawner:
         return SpawnedProcess(pid, stdin, stdout, stderr, exited, transports)
 
     async def close(self) -> None:
-        """Stop the helper; it kills whatever it started that still runs."""
+        """Stop the helper; it kills whatever it started that still runs.
+
+        Bounded: the helper gets ``EXIT_SECONDS`` to exit, then is killed and waited for as long
+        again; a helper that is still not gone is left to the sandbox's cgroup kill.
+        """
         self._detach()
         self._fail_all("the sandbox was closed while the command ran")
-        if self._process is not None and self._process.returncode is None:
-            try:
-                await asyncio.wait_for(self._process.wait(), 5)
-            except TimeoutError:
-                self._process.kill()
-                await self._process.wait()
+        process = self._process
+        if process is None or process.returncode is not None:
+            return
+        # asyncio.wait, not wait_for: on Python 3.11 wait_for may swallow a cancellation.
+        exited = asyncio.ensure_future(process.wait())
+        try:
+            if not (await asyncio.wait({exited}, timeout=self.EXIT_SECONDS))[0]:
+                with contextlib.suppress(ProcessLookupError):
+                    process.kill()
+                await asyncio.wait({exited}, timeout=self.EXIT_SECONDS)
+        finally:
+            if not exited.done():
+                exited.cancel()
 
 
 def _resolve(future: asyncio.Future[int] | None, value: int) -> None:

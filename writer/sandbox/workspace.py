@@ -12,11 +12,12 @@ reachable, so no ``gc`` of the mirror can drop objects a workspace borrows.
 
 from __future__ import annotations
 
+import asyncio
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from writgate.git import GitError, mirror, run_git
+from writgate.git import GitError, mirror, run_git, run_git_sync
 
 from .errors import SandboxSetupError
 
@@ -126,5 +127,13 @@ def _is_branch_like(ref: str) -> bool:
 
 
 async def release(mirror_path: Path, sandbox_id: str) -> None:
-    """Drop the mirror ref that kept the workspace's base commit alive (best effort)."""
-    await run_git(["update-ref", "-d", f"{_KEEP_REF}{sandbox_id}"], cwd=mirror_path, check=False)
+    """Drop the mirror ref that kept the workspace's base commit alive (best effort).
+
+    git runs in a worker thread, not as an asyncio subprocess: this is part of a sandbox's
+    teardown, which runs in a task of its own and may still run when the event loop closes.
+    Closing the loop cancels every task; an asyncio subprocess caught while its pipes were being
+    connected then never finishes (Python 3.11 waits for pipes that were never connected) and
+    the close of the loop hangs for ever. A thread just ends with git.
+    """
+    args = ["update-ref", "-d", f"{_KEEP_REF}{sandbox_id}"]
+    await asyncio.to_thread(run_git_sync, args, cwd=mirror_path, check=False)
