@@ -11,6 +11,7 @@ import asyncio
 import collections
 import importlib.util
 import sqlite3
+import time
 import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -54,6 +55,8 @@ NAMING_CONVENTION = {
 _READONLY = "writgate_readonly"
 BUSY_TIMEOUT_MS = 30_000
 CHECKPOINT_EVERY = 200  # commits of one connection between two WAL checkpoints
+# How long a close waits for aiosqlite's thread to finish the statement it runs and end.
+_THREAD_END_SECONDS = BUSY_TIMEOUT_MS / 1000 + 30
 
 
 def new_metadata() -> MetaData:
@@ -335,7 +338,40 @@ class _OneTripConnection(AsyncAdapt_aiosqlite_connection):  # type: ignore[misc]
 
     def close(self) -> None:
         self._writing = False
-        super().close()
+        try:
+            await_(_close_aiosqlite(self._connection))
+        except Exception as error:
+            self._handle_exception(error)
+
+    async def _terminate_graceful_close(self) -> None:
+        # SQLAlchemy's terminate(): this graceful close runs shielded in a task of its own and,
+        # when the awaiting task is cancelled again, the force close (aiosqlite's stop()) runs
+        # meanwhile.
+        await _close_aiosqlite(self._connection)
+
+
+async def _close_aiosqlite(connection: Any) -> None:
+    """Close an aiosqlite connection and wait until its thread has ended.
+
+    Not aiosqlite's ``close()``: it queues the close of the sqlite3 connection, then a stop of
+    the thread, and awaits both; when the connection was stopped in between (SQLAlchemy's force
+    close of a cancelled graceful close), that second stop is queued behind the first one,
+    which ends the thread, so the await never returns and its task stays pending for as long as
+    the event loop lives (one per cancelled statement). Here a single stop closes the sqlite3
+    connection (after the calls queued before it) and ends the thread; when someone else
+    stopped it already, this waits for the thread to end.
+    """
+    if connection._running:
+        stopped = connection.stop()
+        if stopped is not None:
+            await stopped  # resolved by the thread just before it ends
+            return
+    thread = connection._thread
+    deadline = time.monotonic() + _THREAD_END_SECONDS
+    while True:  # the statement it runs ends within the busy timeout
+        if not thread.is_alive() or time.monotonic() > deadline:
+            return
+        await asyncio.sleep(0.005)
 
 
 def _commit(raw: sqlite3.Connection) -> None:
