@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import faulthandler
 import os
@@ -12,6 +13,7 @@ import threading
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import IO
 
 import anyio
 import pytest
@@ -197,14 +199,44 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
     thread's too, which pytest-timeout leaves out) for the summary at the end of the session."""
     timeout = _timeout_of(item)
     with _HANG_DUMPS.open("a") as dumps:
+        tasks_dump: threading.Timer | None = None
         if timeout > 20:
             dumps.write(f"\n== {item.nodeid} still running after {timeout - 10:.0f} s\n")
             dumps.flush()
             faulthandler.dump_traceback_later(timeout - 10, file=dumps)
+            tasks_dump = threading.Timer(timeout - 10, _dump_tasks, args=(dumps,))
+            tasks_dump.daemon = True
+            tasks_dump.start()
         try:
             yield
         finally:
             faulthandler.cancel_dump_traceback_later()
+            if tasks_dump is not None:
+                tasks_dump.cancel()
+
+
+def _dump_tasks(dumps: IO[str]) -> None:
+    """The stack of every asyncio task of anyio's test runner. When the event loop hangs (in
+    ``asyncio.Runner.close``, which waits for every cancelled task to end), the threads' stacks
+    only show the loop waiting in ``select``; the task that does not end is in this list."""
+    from anyio import pytest_plugin
+
+    lines = ["asyncio tasks of the test runner's event loop:"]
+    try:
+        runner = pytest_plugin._current_runner
+        loop = runner.get_loop() if runner is not None else None
+        tasks = list(asyncio.all_tasks(loop)) if loop is not None else []
+    except RuntimeError as exc:  # closed, or the set changed while it was read: say so
+        tasks, lines = [], [*lines, f"  (not available: {exc})"]
+    for task in tasks:
+        lines.append(f"  {task!r}")
+        lines.extend(
+            f'    File "{frame.f_code.co_filename}", line {frame.f_lineno}, in '
+            f"{frame.f_code.co_name}"
+            for frame in task.get_stack()
+        )
+    dumps.write("\n".join(lines) + "\n")
+    dumps.flush()
 
 
 @pytest.hookimpl(hookwrapper=True)

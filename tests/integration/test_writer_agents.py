@@ -59,6 +59,13 @@ class FakeCliProvider:
     async def attach(self, sandbox_id: str) -> Sandbox | None:
         return await self.inner.attach(sandbox_id)
 
+    async def aclose(self) -> None:
+        """Close the real provider's sandboxes, as the executor does at shutdown: no teardown
+        may still run when the test's event loop closes."""
+        close = getattr(self.inner, "aclose", None)
+        if close is not None:
+            await close()
+
 
 @asynccontextmanager
 async def fake_cli_env(settings: Settings, database: Database) -> AsyncIterator[WriterEnv]:
