@@ -9,6 +9,16 @@ scale-out shape, ``writgate serve`` (API, run executor, deliverer) and two ``wri
 processes that share the pipeline stages and the webhook outbox. Both topologies on both
 databases would double the wall time without adding a kind of process to kill.
 
+Each of the five cycles starts keyed runs over HTTP (the client resends them through the
+crash) and, in some, a pipeline whose writer stage opens a PR on the local forge, then kills
+the server and/or workers at a random point and starts them again, while the webhook receiver
+is down (connection refused), failing (500) or up. In the PostgreSQL topology the last cycle
+loses for good the worker that runs a writer stage: the other one must take it over. SSE
+clients follow every run and pipeline run through the crashes. Then: every run and pipeline
+run ended, each ledger is gapless with no second terminal event, one run and at most one PR
+per idempotency key and per pipeline, every subscribed event reached the receiver (duplicates
+only under one webhook-id), every SSE client got its exact ledger, and new work succeeds.
+
 The seed is printed on failure; ``WRITGATE_CRASH_SEED=<seed>`` replays the same schedule (the
 kill points are random delays, so a replay is close to, not exactly, the failed run).
 """
@@ -55,7 +65,6 @@ pytestmark = pytest.mark.slow
 ORG = "rel"
 REPOSITORY = "acme/app"
 CYCLES = 5
-RUNS_PER_CYCLE = 2
 PIPELINE_CYCLES = (0, 2, 4)
 # The receiver during each cycle; it is up for the final settling.
 RECEIVER_MODES = ("refusing", "failing", "up", "refusing", "failing")
