@@ -109,4 +109,27 @@ def test_nul_in_github_webhook(client: httpx.Client, payload: dict[str, Any]) ->
             "Content-Type": "application/json",
         },
     )
-    assert documented(response, {400})["code"] == "webhook_body_invalid"
+    # The API's edge refuses the NUL before the receiver parses the payload.
+    assert documented(response, {422})["field"].startswith("/")
+
+
+@pytest.mark.parametrize(
+    ("path", "field"),
+    [
+        ("/api/v1/coding-agent/runs?repository=a%00b", "/repository"),
+        ("/api/v1/coding-agent/runs?tag=ci%00", "/tag"),
+        ("/api/v1/passports?cursor=pp_%00", "/cursor"),
+        ("/api/v1/coding-agent/runs/run_%00x", "path"),
+        ("/api/v1/forge/local/repositories/acme%00/app/pulls", "path"),
+    ],
+)
+def test_nul_in_path_or_query_is_a_422_naming_it(
+    client: httpx.Client, path: str, field: str
+) -> None:
+    assert documented(client.get(path), {422})["field"] == field
+
+
+def test_nul_in_any_json_body_is_a_422_with_its_pointer(client: httpx.Client) -> None:
+    body = {"title": "fine", "body": "bad\x00", "labels": ["ok", "x\x00y"]}
+    response = client.post("/api/v1/forge/local/repositories/acme/app/pulls", json=body)
+    assert documented(response, {422})["field"] == "/body"

@@ -16,6 +16,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from writgate import errors
 from writgate.app.dashboard.sessions import SESSION_COOKIE, SessionManager, load_session_secret
 from writgate.app.database import open_database
+from writgate.app.nul_guard import NulGuard
 from writgate.app.openapi import install_openapi
 from writgate.app.services import build_services
 from writgate.auth import KeyStore, Unauthorized
@@ -71,8 +72,8 @@ def problem(
 
 
 def _redacted(value: Any) -> Any:
-    if isinstance(value, str):
-        return redact(value)
+    if isinstance(value, str):  # a lone surrogate quoted from the request cannot be UTF-8
+        return redact(value).encode("utf-8", "replace").decode("utf-8")
     if isinstance(value, dict):
         return {k: _redacted(v) for k, v in value.items()}
     if isinstance(value, list):
@@ -192,6 +193,7 @@ def create_app(
     app.add_exception_handler(RequestValidationError, _on_validation_error)
     app.add_exception_handler(StarletteHTTPException, _on_http_error)
     app.add_exception_handler(Exception, _on_unexpected)
+    app.add_middleware(NulGuard, problem=problem)
     for module, attribute in ROUTERS:
         app.include_router(getattr(importlib.import_module(module), attribute))
     install_openapi(app)
