@@ -1182,10 +1182,31 @@ class PipelineStore:
         return held
 
     async def progress(self, claim: Claim, message: str, data: Mapping[str, Any]) -> None:
-        """Record a ``stage.progress`` event for a claimed stage."""
+        """Record a ``stage.progress`` event for a claimed stage, while the claim holds it.
+
+        A worker that lost its lease (silent too long, its stage taken over) may still be
+        running the stage until it notices: what it reports then is dropped, like its outcome,
+        so the ledger never shows a stale attempt's progress, nor anything after
+        ``pipeline.finished``.
+        """
 
         async def record() -> None:
             async with self._transaction() as conn:
+                held = (
+                    await conn.execute(
+                        select(stages_t.c.stage_id)
+                        .where(
+                            stages_t.c.pipeline_run_id == claim.pipeline_run_id,
+                            stages_t.c.stage_id == claim.stage_id,
+                            stages_t.c.status == "running",
+                            stages_t.c.lease_owner == claim.worker_id,
+                            stages_t.c.claims == claim.claims,
+                        )
+                        .with_for_update()  # a takeover waits until this event is in
+                    )
+                ).first()
+                if held is None:
+                    return
                 await self._event(
                     conn,
                     claim.pipeline_run_id,

@@ -77,6 +77,8 @@ async def test_an_expired_lease_is_taken_over_and_the_old_holder_is_fenced(
     # the silent worker wakes up and reports: its outcome is refused
     assert await store.succeed(stale, {"late": True}) is False
     assert await store.fail(stale, "late", retryable=True) == "lost"
+    # nor does its progress reach the ledger (it would come after pipeline.finished)
+    await store.progress(stale, "still working", {"late": True})
     assert (await service.get("default", run.id)).stage("s1").outputs != {"late": True}
     assert [e.type for e in await service.events("default", run.id)] == [e.type for e in events]
 
