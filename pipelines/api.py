@@ -2,23 +2,29 @@
 
 ``POST /api/v1/pipelines`` starts a run from a pipeline file under the server's pipeline
 directory (``WRITGATE_PIPELINE_DIR``, default ``$WRITGATE_HOME/pipelines``) or from a spec in the
-body. A spec in the body may not use ``command`` or ``python`` stages — they run code on the
+body; an ``Idempotency-Key`` header makes a retried start return the run it already started.
+A spec in the body may not use ``command`` or ``python`` stages — they run code on the
 server — unless ``WRITGATE_API_HOST_STAGES=1``; files in the pipeline directory are the
 operator's and may.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
+import re
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi import Path as PathParam
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
+from rfc8785 import CanonicalizationError
 
+from writer.store import fingerprint
 from writgate.errors import InputError
 from writgate.sse import LedgerEvent, LedgerEventList, event_stream
 from writgate.web import app_state, request_org, service
@@ -29,9 +35,10 @@ from .records import PipelineRun
 from .service import PipelineService
 from .spec import Pipeline
 
-__all__ = ["HOST_STAGE_KINDS", "pipeline_dir", "router"]
+__all__ = ["HOST_STAGE_KINDS", "pipeline_dir", "request_fingerprint", "router"]
 
 HOST_STAGE_KINDS = ("command", "python")
+_IDEMPOTENCY_KEY = re.compile(r"^[\x20-\x7e]{1,255}$")
 
 router = APIRouter(prefix="/api/v1", tags=["pipelines"])
 
@@ -193,21 +200,79 @@ def _load_source(request: StartPipelineRequest, home: Path) -> tuple[Pipeline, s
     return pipeline, "api", None
 
 
+def request_fingerprint(body: StartPipelineRequest) -> str:
+    """SHA-256 of the canonical JSON of a start request (its source and inputs).
+
+    RFC 8785 like the run API's; a body outside its domain (an integer beyond 2**53, a lone
+    surrogate) is hashed as sorted, compact, ASCII-escaped JSON instead.
+    """
+    data = body.model_dump(mode="json", exclude_none=True)
+    try:
+        return fingerprint(data)
+    except CanonicalizationError:
+        text = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+        return hashlib.sha256(text.encode()).hexdigest()
+
+
 @router.post(
     "/pipelines",
     status_code=201,
     response_model=PipelineRunOut,
     operation_id="startPipelineRun",
     summary="Start a pipeline run",
-    responses=_ERRORS,
+    responses={
+        200: {
+            "model": PipelineRunOut,
+            "description": "Replay of an idempotent start: the run the Idempotency-Key already "
+            "started (header `Idempotent-Replayed: true`).",
+        },
+        **_ERRORS,
+        422: {
+            "description": "Invalid spec or inputs (`problems` lists each with file, line, "
+            "column, stage and field), an invalid Idempotency-Key, or one already used with "
+            "another body (`idempotency_key_reused`); problem+json."
+        },
+    },
 )
 async def start_pipeline(
-    body: StartPipelineRequest, request: Request, org: Org, pipelines: Pipelines
+    body: StartPipelineRequest,
+    request: Request,
+    response: Response,
+    org: Org,
+    pipelines: Pipelines,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            description="1-255 printable ASCII characters, scoped to the org; a retry with the "
+            "same key and body returns the same run (200, Idempotent-Replayed: true) instead of "
+            "starting another; the same key with another body is a 422 "
+            "(idempotency_key_reused).",
+        ),
+    ] = None,
 ) -> PipelineRunOut:
-    """Start a run; workers (the server's own on the embedded default) execute it."""
+    """Start a run; workers (the server's own on the embedded default) execute it. With an
+    Idempotency-Key, a retried start returns the run the first one started."""
+    if idempotency_key is not None and not _IDEMPOTENCY_KEY.match(idempotency_key):
+        raise InputError(
+            "Idempotency-Key must be 1-255 printable ASCII characters",
+            field="Idempotency-Key",
+            code="invalid_idempotency_key",
+        )
     home = app_state(request).settings.home
     pipeline, source, base_dir = _load(body, home)
-    run = await pipelines.start(org, pipeline, body.inputs, source=source, base_dir=base_dir)
+    run = await pipelines.start(
+        org,
+        pipeline,
+        body.inputs,
+        source=source,
+        base_dir=base_dir,
+        idempotency_key=idempotency_key,
+        fingerprint=request_fingerprint(body) if idempotency_key is not None else None,
+    )
+    if run.replayed:
+        response.status_code = 200
+        response.headers["Idempotent-Replayed"] = "true"
     return _out(run)
 
 

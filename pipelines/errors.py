@@ -5,6 +5,7 @@
     WritgateError
     ├── InputError
     │   ├── PipelineSpecError      the pipeline YAML / model is invalid (every problem positioned)
+    │   ├── IdempotencyKeyReused   an Idempotency-Key already started a run with another request
     │   └── TemplateError          a template failed to compile or render
     ├── NotFoundError
     │   └── PipelineRunNotFound    no such pipeline run (or another org's)
@@ -22,6 +23,7 @@ from typing import Any
 from writgate.errors import InputError, NotFoundError, WritgateError
 
 __all__ = [
+    "IdempotencyKeyReused",
     "PipelineError",
     "PipelineRunNotFound",
     "PipelineSpecError",
@@ -102,6 +104,12 @@ class TemplateError(InputError):
     """A template is invalid or could not be rendered."""
 
     code = "template_error"
+
+
+class IdempotencyKeyReused(InputError):
+    """The Idempotency-Key already started a pipeline run with a different request body."""
+
+    code = "idempotency_key_reused"
 
 
 class PipelineError(WritgateError):

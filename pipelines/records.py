@@ -102,6 +102,8 @@ class PipelineRun:
     finished_at: datetime | None
     stages: tuple[StageRun, ...] = ()
     trigger_id: str | None = None
+    # set (never stored) when a start returned the run its Idempotency-Key already started
+    replayed: bool = False
 
     @property
     def finished(self) -> bool:

@@ -50,8 +50,14 @@ class PipelineService:
         base_dir: str | Path | None = None,
         run_id: str | None = None,
         trigger_id: str | None = None,
+        idempotency_key: str | None = None,
+        fingerprint: str | None = None,
     ) -> PipelineRun:
-        """Record a new run (its first stages queued); workers or :meth:`execute` run it."""
+        """Record a new run (its first stages queued); workers or :meth:`execute` run it.
+
+        With an ``idempotency_key`` that already started a run of ``org_id`` with the same
+        ``fingerprint``, that run is returned (``replayed``) instead of a new one.
+        """
         return await self.store.create_run(
             org_id,
             pipeline,
@@ -60,6 +66,8 @@ class PipelineService:
             base_dir=base_dir,
             run_id=run_id,
             trigger_id=trigger_id,
+            idempotency_key=idempotency_key,
+            fingerprint=fingerprint,
         )
 
     async def get(self, org_id: str, run_id: str) -> PipelineRun:

@@ -18,13 +18,15 @@ import logging
 import zlib
 from collections.abc import AsyncIterator, Callable, Collection, Iterable, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
 import anyio
 from sqlalchemy import Text, and_, bindparam, func, or_, select, tuple_, type_coerce, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Row
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -36,7 +38,7 @@ from writgate.ledger import Ledger
 
 from .context import UpstreamStage
 from .durations import format_duration
-from .errors import PipelineRunNotFound, TemplateError
+from .errors import IdempotencyKeyReused, PipelineRunNotFound, TemplateError
 from .inputs import resolve_inputs
 from .records import (
     ACTIVE_RUN_STATUSES,
@@ -324,6 +326,8 @@ class PipelineStore:
         base_dir: str | Path | None = None,
         run_id: str | None = None,
         trigger_id: str | None = None,
+        idempotency_key: str | None = None,
+        fingerprint: str | None = None,
     ) -> PipelineRun:
         """Check ``pipeline`` and ``inputs``, record a new run and queue its first stages.
 
@@ -331,6 +335,11 @@ class PipelineStore:
         active; with ``cancelInProgress`` the active runs of the group are cancelled first.
         A given ``run_id`` that exists already is a ``StoreError`` and changes nothing (the
         trigger dispatcher derives it from the trigger, so a second dispatch cannot add a run).
+
+        With an ``idempotency_key`` the run of ``org_id`` that key already started is returned
+        instead (``replayed`` set) when ``fingerprint`` (of the request) matches, and
+        :class:`IdempotencyKeyReused` is raised when it does not. The unique index on
+        ``(org_id, idempotency_key)`` decides, so concurrent starts with one key make one run.
         """
         pipeline.check()
         values = _json_safe(resolve_inputs(pipeline, inputs))
@@ -347,14 +356,22 @@ class PipelineStore:
         spec = pipeline.to_dict()
         self._specs[run_id] = pipeline
 
-        async def create() -> None:
+        async def create() -> str | None:
             now = _now()
             async with self._transaction() as conn:
                 if group is not None and self.dialect == "postgresql":
                     key = zlib.crc32(f"{org_id}\0{group}".encode()) - 2**31
                     await conn.execute(select(func.pg_advisory_xact_lock(key)))
-                await conn.execute(
-                    runs_t.insert().values(
+                insert: Any = runs_t.insert()
+                if idempotency_key is not None:
+                    # a concurrent start with the key waits here for the first one to commit
+                    insert = (
+                        (pg_insert if self.dialect == "postgresql" else sqlite_insert)(runs_t)
+                        .on_conflict_do_nothing(index_elements=["org_id", "idempotency_key"])
+                        .returning(runs_t.c.id)
+                    )
+                result = await conn.execute(
+                    insert.values(
                         id=run_id,
                         org_id=org_id,
                         name=pipeline.name,
@@ -367,8 +384,12 @@ class PipelineStore:
                         cancel_requested=False,
                         created_at=now,
                         trigger_id=trigger_id,
+                        idempotency_key=idempotency_key,
+                        request_fingerprint=fingerprint,
                     )
                 )
+                if idempotency_key is not None and result.first() is None:
+                    return await self._replay(conn, org_id, idempotency_key, fingerprint)
                 await conn.execute(
                     stages_t.insert(),
                     [
@@ -397,7 +418,7 @@ class PipelineStore:
                 )
                 if group is None:
                     await self._start(conn, await self._lock_run(conn, run_id), now)
-                    return
+                    return None
                 active = (
                     (
                         await conn.execute(
@@ -421,9 +442,30 @@ class PipelineStore:
                         await self._cancel(conn, state, f"superseded by {run_id}", now)
                 if not await self._promote(conn, org_id, group, now):
                     await self._event(conn, run_id, org_id, "pipeline.queued", group=group)
+                return None
 
-        await self._retrying(create)
+        existing: str | None = await self._retrying(create)
+        if existing is not None:
+            self._specs.pop(run_id, None)
+            return replace(await self.get_run(org_id, existing), replayed=True)
         return await self.get_run(org_id, run_id)
+
+    @staticmethod
+    async def _replay(conn: AsyncConnection, org_id: str, key: str, fingerprint: str | None) -> str:
+        """The id of the run ``key`` started in ``org_id``, when its request was the same."""
+        row = (
+            await conn.execute(
+                select(runs_t.c.id, runs_t.c.request_fingerprint).where(
+                    runs_t.c.org_id == org_id, runs_t.c.idempotency_key == key
+                )
+            )
+        ).one()
+        if row.request_fingerprint != fingerprint:
+            raise IdempotencyKeyReused(
+                "this Idempotency-Key was already used with a different request body",
+                field="Idempotency-Key",
+            )
+        return str(row.id)
 
     async def _start(self, conn: AsyncConnection, run: _RunState, now: datetime) -> None:
         await conn.execute(

@@ -42,9 +42,14 @@ pipeline_runs = Table(
     Column("finished_at", DateTime(timezone=True), nullable=True),
     # the forge trigger (trg_…) that started the run, if one did
     Column("trigger_id", String(64), nullable=True),
+    # the Idempotency-Key that started the run (POST /api/v1/pipelines) and the SHA-256 of the
+    # canonical request body it came with; unique per org (NULLs never collide)
+    Column("idempotency_key", String(255), nullable=True),
+    Column("request_fingerprint", String(64), nullable=True),
     Index("ix_pipeline_runs_org_id_created_at", "org_id", "created_at"),
     Index("ix_pipeline_runs_concurrency_group_status", "concurrency_group", "status"),
     Index("ix_pipeline_runs_status", "status"),
+    Index("ix_pipeline_runs_org_id_idempotency_key", "org_id", "idempotency_key", unique=True),
 )
 
 pipeline_stage_runs = Table(

@@ -21,8 +21,9 @@ domain models load on first use. It is not placed under ``writgate/app/`` becaus
 of the application shell: it is what other programs import to talk to one.
 
 Safety: every request is retried only when repeating it cannot repeat an effect
-(:mod:`writgate.client.retry`); ``create_run`` always sends an Idempotency-Key (generated when
-none is given) and reuses it across its retries, so a lost answer never creates a second run.
+(:mod:`writgate.client.retry`); ``create_run`` and ``start_pipeline`` always send an
+Idempotency-Key (generated when none is given) and reuse it across their retries, so a lost
+answer never creates a second run.
 """
 
 from __future__ import annotations

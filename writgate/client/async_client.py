@@ -296,11 +296,17 @@ class AsyncClient:
         yaml: str | None = None,
         spec: Mapping[str, Any] | None = None,
         inputs: Mapping[str, Any] | None = None,
+        idempotency_key: str | None = None,
     ) -> PipelineRunOut:
-        """Start a pipeline run from a file of the server's pipeline directory, YAML or a spec."""
-        return await self._send(
-            calls.start_pipeline(path=path, yaml=yaml, spec=spec, inputs=inputs)
+        """Start a pipeline run from a file of the server's pipeline directory, YAML or a spec.
+
+        Like :meth:`create_run`: without ``idempotency_key`` one is generated, and the key is
+        reused on every retry, so a retried start yields one pipeline run."""
+        key = idempotency_key or new_idempotency_key()
+        call = calls.start_pipeline(
+            path=path, yaml=yaml, spec=spec, inputs=inputs, idempotency_key=key
         )
+        return await self._send(call)
 
     async def validate_pipeline(
         self,

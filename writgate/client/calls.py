@@ -235,12 +235,20 @@ def start_pipeline(
     yaml: str | None = None,
     spec: Mapping[str, Any] | None = None,
     inputs: Mapping[str, Any] | None = None,
+    idempotency_key: str,
 ) -> Call[PipelineRunOut]:
-    """``POST /pipelines``: not repeatable (each call starts a run)."""
+    """``POST /pipelines`` with an Idempotency-Key: safe to repeat."""
     from pipelines.api import PipelineRunOut
 
     body = _pipeline_source(path, yaml, spec, inputs or {})
-    return Call("POST", f"{PIPELINES}/pipelines", _model(PipelineRunOut), json=body)
+    return Call(
+        "POST",
+        f"{PIPELINES}/pipelines",
+        _model(PipelineRunOut),
+        json=body,
+        headers={"Idempotency-Key": idempotency_key},
+        safe=True,
+    )
 
 
 def validate_pipeline(

@@ -9,9 +9,9 @@ A request is retried only when doing so cannot repeat an effect on the server:
 - the connection broke after the request was sent (the answer was lost): retried only when the
   request is *safe*.
 
-*Safe* means a read (GET), or a create carrying an Idempotency-Key — the server answers a
-repeated key with the run it already created. Other writes (cancel, follow-up messages,
-pipeline starts, gate evaluations) are never retried once they may have reached the server.
+*Safe* means a read (GET), or a create carrying an Idempotency-Key (a run, a pipeline start) —
+the server answers a repeated key with the run it already created. Other writes (cancel,
+follow-up messages, gate evaluations) are never retried once they may have reached the server.
 """
 
 from __future__ import annotations
