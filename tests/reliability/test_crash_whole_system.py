@@ -10,14 +10,16 @@ processes that share the pipeline stages and the webhook outbox. Both topologies
 databases would double the wall time without adding a kind of process to kill.
 
 Each of the five cycles starts keyed runs over HTTP (the client resends them through the
-crash) and, in some, a pipeline whose writer stage opens a PR on the local forge, then kills
-the server and/or workers at a random point and starts them again, while the webhook receiver
-is down (connection refused), failing (500) or up. In the PostgreSQL topology the last cycle
-loses for good the worker that runs a writer stage: the other one must take it over. SSE
-clients follow every run and pipeline run through the crashes. Then: every run and pipeline
-run ended, each ledger is gapless with no second terminal event, one run and at most one PR
-per idempotency key and per pipeline, every subscribed event reached the receiver (duplicates
-only under one webhook-id), every SSE client got its exact ledger, and new work succeeds.
+crash) and, in some, a pipeline whose writer stage opens a PR on the local forge (started with
+an Idempotency-Key too; in one cycle that start is in flight when the kill comes and is resent
+through it), then kills the server and/or workers at a random point and starts them again,
+while the webhook receiver is down (connection refused), failing (500) or up. In the PostgreSQL
+topology the last cycle loses for good the worker that runs a writer stage: the other one must
+take it over. SSE clients follow every run and pipeline run through the crashes. Then: every
+run and pipeline run ended, each ledger is gapless with no second terminal event, one run (or
+pipeline run) and at most one PR per idempotency key and per pipeline, every subscribed event
+reached the receiver (duplicates only under one webhook-id), every SSE client got its exact
+ledger, and new work succeeds.
 
 The seed is printed on failure; ``WRITGATE_CRASH_SEED=<seed>`` replays the same schedule (the
 kill points are random delays, so a replay is close to, not exactly, the failed run).
@@ -66,6 +68,9 @@ ORG = "rel"
 REPOSITORY = "acme/app"
 CYCLES = 5
 PIPELINE_CYCLES = (0, 2, 4)
+# Cycles whose pipeline start is sent just before the kill (the others start before the random
+# pause, so that their stages are in flight when it comes).
+PIPELINE_STARTS_IN_FLIGHT = (2,)
 # The receiver during each cycle; it is up for the final settling.
 RECEIVER_MODES = ("refusing", "failing", "up", "refusing", "failing")
 PATTERNS = ["run.*", "publish.*", "pipeline.*", "stage.*", "pr.*", "gate.*"]
@@ -275,16 +280,22 @@ class Followers:
         self._pool.shutdown()
 
 
+RUNS = "/api/v1/coding-agent/runs"
+PIPELINES = "/api/v1/pipelines"
+
+
 class KeyedClient:
-    """Creates runs with Idempotency-Keys in background threads, retrying each request through
+    """Creates runs and starts pipelines with Idempotency-Keys, retrying each request through
     connection errors and 5xx answers (a dead or restarting server) until it is answered; then
-    follows each run's event stream."""
+    follows each run's event stream. Runs are created in background threads."""
 
     def __init__(self, system: System, followers: Followers):
         self.system = system
         self.followers = followers
         self.answers: dict[str, list[tuple[int, str]]] = defaultdict(list)
         self.bodies: dict[str, dict[str, Any]] = {}
+        self.pipeline_answers: dict[str, list[tuple[int, str]]] = defaultdict(list)
+        self.pipeline_bodies: dict[str, dict[str, Any]] = {}
         self.retries = 0
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=8)
@@ -295,26 +306,36 @@ class KeyedClient:
         number = len(self.bodies)
         key, body = f"crash-{number}", _run_body(number)
         self.bodies[key] = body
-        self._futures.append(self._pool.submit(self._create, key, body))
+        self._futures.append(self._pool.submit(self._post, RUNS, key, body))
         return key
 
-    def _create(self, key: str, body: dict[str, Any]) -> None:
+    def submit_pipeline(self, number: int) -> Future[str]:
+        """Start pipeline ``number`` (key ``pipeline-<n>``) in the background; its run id."""
+        key, body = f"pipeline-{number}", {"path": "crash.yaml", "inputs": {"n": number}}
+        self.pipeline_bodies[key] = body
+        return self._pool.submit(self._post, PIPELINES, key, body)
+
+    def start_pipeline(self, number: int) -> str:
+        """Start pipeline ``number`` and wait for its run id."""
+        return self.submit_pipeline(number).result(timeout=120)
+
+    def _post(self, path: str, key: str, body: dict[str, Any]) -> str:
+        answers = self.answers if path == RUNS else self.pipeline_answers
         deadline = time.monotonic() + 90
         with self.system.client() as client:
             while True:
                 try:
-                    response = client.post(
-                        "/api/v1/coding-agent/runs", json=body, headers={"Idempotency-Key": key}
-                    )
+                    response = client.post(path, json=body, headers={"Idempotency-Key": key})
                 except httpx.TransportError:
                     response = None
                 if response is not None and response.status_code < 500:
                     assert response.status_code in (200, 201), response.text
-                    run_id = response.json()["id"]
+                    run_id = str(response.json()["id"])
                     with self._lock:
-                        self.answers[key].append((response.status_code, run_id))
-                    self.followers.follow(f"/api/v1/coding-agent/runs/{run_id}/stream")
-                    return
+                        answers[key].append((response.status_code, run_id))
+                    stream = RUNS if path == RUNS else "/api/v1/pipeline-runs"
+                    self.followers.follow(f"{stream}/{run_id}/stream")
+                    return run_id
                 assert time.monotonic() < deadline, f"{key}: never answered"
                 with self._lock:
                     self.retries += 1
@@ -322,20 +343,20 @@ class KeyedClient:
 
     def replay_all(self) -> None:
         """Send every answered key again: the same run, 200, ``Idempotent-Replayed``."""
-        with self._lock:
-            answered = {key: answers[0][1] for key, answers in self.answers.items()}
-        with self.system.client() as client:
-            for key, run_id in answered.items():
-                again = client.post(
-                    "/api/v1/coding-agent/runs",
-                    json=self.bodies[key],
-                    headers={"Idempotency-Key": key},
-                )
-                assert again.status_code == 200, (key, again.text)
-                assert again.headers.get("idempotent-replayed") == "true"
-                assert again.json()["id"] == run_id, key
-                with self._lock:
-                    self.answers[key].append((200, run_id))
+        for path, answers, bodies in (
+            (RUNS, self.answers, self.bodies),
+            (PIPELINES, self.pipeline_answers, self.pipeline_bodies),
+        ):
+            with self._lock:
+                answered = {key: found[0][1] for key, found in answers.items()}
+            with self.system.client() as client:
+                for key, run_id in answered.items():
+                    again = client.post(path, json=bodies[key], headers={"Idempotency-Key": key})
+                    assert again.status_code == 200, (key, again.text)
+                    assert again.headers.get("idempotent-replayed") == "true"
+                    assert again.json()["id"] == run_id, key
+                    with self._lock:
+                        answers[key].append((200, run_id))
 
     def finish(self) -> None:
         for future in self._futures:
@@ -356,17 +377,6 @@ def _choose_victims(rng: random.Random, system: System) -> list[Process]:
     return rng.choice(choices)
 
 
-def _start_pipeline(system: System, followers: Followers, number: int) -> str:
-    with system.client() as client:
-        started = client.post(
-            "/api/v1/pipelines", json={"path": "crash.yaml", "inputs": {"n": number}}
-        )
-    assert started.status_code == 201, started.text
-    run_id = str(started.json()["id"])
-    followers.follow(f"/api/v1/pipeline-runs/{run_id}/stream")
-    return run_id
-
-
 def _chaos(
     system: System, rng: random.Random, receiver: FlakyReceiver, keyed: KeyedClient
 ) -> list[str]:
@@ -375,8 +385,9 @@ def _chaos(
     for cycle in range(CYCLES):
         receiver.set(RECEIVER_MODES[cycle])
         keyed.submit_next()
-        if cycle in PIPELINE_CYCLES:
-            pipelines.append(_start_pipeline(system, keyed.followers, cycle))
+        in_flight: Future[str] | None = None
+        if cycle in PIPELINE_CYCLES and cycle not in PIPELINE_STARTS_IN_FLIGHT:
+            pipelines.append(keyed.start_pipeline(cycle))
         lost = None
         if system.workers and cycle == CYCLES - 1:
             # The last crash of a worker is a lost machine, one that holds a writer stage:
@@ -384,6 +395,8 @@ def _chaos(
             lost = _writer_stage_holder(system, pipelines[-1])
         time.sleep(rng.uniform(0.3, 2.5))  # a random point of the work in flight
         keyed.submit_next()  # a create in flight when the kill comes, retried after it
+        if cycle in PIPELINE_STARTS_IN_FLIGHT:
+            in_flight = keyed.submit_pipeline(cycle)  # so is this start
         # Nothing else restarts then: a restarting process settles what dead ones left over,
         # and the takeover must not depend on that.
         victims = [lost] if lost is not None else _choose_victims(rng, system)
@@ -394,6 +407,8 @@ def _chaos(
         restart = [p for p in victims if p is not lost]
         system.start(*restart)
         system.mark(f"cycle {cycle}: restarted {[p.name for p in restart]}")
+        if in_flight is not None:
+            pipelines.append(in_flight.result(timeout=120))
         keyed.replay_all()
     return pipelines
 
@@ -491,7 +506,7 @@ def _scenario(system: System, rng: random.Random, receiver: FlakyReceiver) -> No
     # After the last restart: the receiver is up and new work must simply succeed.
     receiver.set("up")
     control_runs = [keyed.submit_next(), keyed.submit_next()]
-    pipelines.append(_start_pipeline(system, followers, CYCLES))
+    pipelines.append(keyed.start_pipeline(CYCLES))
     keyed.finish()
     keys = len(keyed.bodies)
     system.mark("settling")
@@ -532,6 +547,7 @@ def _scenario(system: System, rng: random.Random, receiver: FlakyReceiver) -> No
             params={"repository": REPOSITORY, "state": "all", "limit": 200},
         ).json()["items"]
         pipeline_runs = [client.get(f"/api/v1/pipeline-runs/{p}").json() for p in pipelines]
+        all_pipeline_runs = client.get("/api/v1/pipeline-runs", params={"limit": 200}).json()
         failed_deliveries = client.get(
             f"/api/v1/webhooks/{endpoint['id']}/deliveries", params={"status": "failed"}
         ).json()["items"]
@@ -543,6 +559,12 @@ def _scenario(system: System, rng: random.Random, receiver: FlakyReceiver) -> No
         assert [status for status, _ in answers].count(201) <= 1, (key, answers)
         keyed_runs.add(answers[0][1])
     assert len(keyed_runs) == keys
+    # One pipeline run per pipeline start's key, and none nobody asked for.
+    for key, answers in keyed.pipeline_answers.items():
+        assert len({run_id for _, run_id in answers}) == 1, (key, answers)
+        assert [status for status, _ in answers].count(201) <= 1, (key, answers)
+    assert len(keyed.pipeline_answers) == len(pipelines) == len(set(pipelines))
+    assert {p["id"] for p in all_pipeline_runs["items"]} == set(pipelines)
     # A pipeline's writer runs: the stage's run, and runs redoing it after an interruption.
     runs_of_pipeline = {
         p["id"]: {
