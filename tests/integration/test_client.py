@@ -131,6 +131,7 @@ def test_run_methods_against_a_real_server(api: Api) -> None:
         listed = client.list_runs(tags=["ci"], metadata={"ticket": "PAY-742"})
         assert {r.id for r in listed.items} == {run.id, again.id}
         assert client.list_runs(metadata={"ticket": "nope"}).items == []
+        client.wait(again.id, timeout=120)  # both succeeded: a page of one has a next page
         assert client.list_runs(lifecycle=["succeeded"], limit=1).next_cursor is not None
         assert [r.id for r in client.iter_runs(page_size=1)] == [r.id for r in listed.items]
 
