@@ -183,7 +183,17 @@ def git_repo(tmp_path: Path) -> Path:
 
 # -- a hung test must not take the rest of the session with it -------------------------------
 
-_HANG_DUMPS = Path(os.environ.get("TMPDIR", "/tmp")) / f"writgate-hangs-{os.getpid()}.txt"
+_HANG_DUMPS = "WRITGATE_TEST_HANG_DUMPS"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # One file per session: pytest-xdist's workers inherit the name from their controller.
+    default = Path(os.environ.get("TMPDIR", "/tmp")) / f"writgate-hangs-{os.getpid()}.txt"
+    os.environ.setdefault(_HANG_DUMPS, str(default))
+
+
+def _hang_dumps() -> Path:
+    return Path(os.environ[_HANG_DUMPS])
 
 
 def _timeout_of(item: pytest.Item) -> float:
@@ -198,7 +208,7 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
     """Shortly before pytest-timeout fails a hung test, dump every thread's stack (the main
     thread's too, which pytest-timeout leaves out) for the summary at the end of the session."""
     timeout = _timeout_of(item)
-    with _HANG_DUMPS.open("a") as dumps:
+    with _hang_dumps().open("a") as dumps:
         tasks_dump: threading.Timer | None = None
         if timeout > 20:
             dumps.write(f"\n== {item.nodeid} still running after {timeout - 10:.0f} s\n")
@@ -260,9 +270,11 @@ def _forget_a_broken_anyio_runner() -> None:
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     """Print the stacks of the tests that hung (empty when none did)."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        return  # the controller prints them for every worker
     try:
-        text = _HANG_DUMPS.read_text()
-        _HANG_DUMPS.unlink()
+        text = _hang_dumps().read_text()
+        _hang_dumps().unlink()
     except FileNotFoundError:
         return
     hung = [part for part in text.split("\n== ") if "Thread 0x" in part]
