@@ -19,6 +19,7 @@ from writgate.app.nul_guard import nul_field
         ("/x", b"", b'"\\u0000"', ("/", "body")),
         ("/x", b"", b'{"escaped": "\\\\u0000 is six characters"}', None),
         ("/x", b"", b"not json \x00", None),  # the route's own parsing reports that
+        ("/x", b"", b"[" * 100_000 + b'"\\u0000"' + b"]" * 100_000, None),  # and too deep
     ],
 )
 def test_nul_field(

@@ -51,10 +51,9 @@ def nul_field(path: str, query_string: bytes, body: bytes | None = None) -> tupl
             return "/" + name.replace("\x00", ""), "query"
     if body and (b"\\u0000" in body or b"\x00" in body):
         try:
-            document = json.loads(body)
-        except ValueError:
-            return None  # not JSON: the route's own parsing reports it
-        pointer = _pointer_of_nul(document)
+            pointer = _pointer_of_nul(json.loads(body))
+        except (ValueError, RecursionError):
+            return None  # not JSON (or too deep): the route's own parsing reports it
         return (pointer, "body") if pointer is not None else None
     return None
 
