@@ -13,7 +13,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -22,6 +22,7 @@ import httpx
 from standardwebhooks import Webhook
 
 from tests.integration.forge_server import create_api_key
+from tests.support.waiting import eventually, wait_for_server
 from tests.support.webhook_receiver import webhook_receiver
 from writgate.settings import Settings
 
@@ -32,17 +33,6 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def _eventually(check: Callable[[], Any], *, timeout: float = 30.0, what: str = "") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what or check}")
-        time.sleep(0.05)
 
 
 @contextmanager
@@ -56,16 +46,9 @@ def _server(env: dict[str, str], port: int, log: Path) -> Iterator[subprocess.Po
             start_new_session=True,
         )
     try:
-
-        def up() -> bool:
-            if process.poll() is not None:
-                raise AssertionError(f"the server exited: {log.read_text()[-2000:]}")
-            try:
-                return httpx.get(f"http://127.0.0.1:{port}/openapi.json", timeout=1).is_success
-            except httpx.HTTPError:
-                return False
-
-        _eventually(up, timeout=60, what="the server to start")
+        wait_for_server(
+            f"http://127.0.0.1:{port}", process, describe_exit=lambda: log.read_text()[-2000:]
+        )
         yield process
     finally:
         if process.poll() is None:
@@ -116,7 +99,7 @@ def test_sigkill_between_event_and_delivery_loses_nothing(
             items = httpx.get(deliveries, headers=headers).json()["items"]
             return items if items and items[0]["attempts"] >= 1 else []
 
-        pending = _eventually(failed_once, what="a failed attempt")[0]
+        pending = eventually(failed_once, what="a failed attempt")[0]
         assert pending["status"] == "pending" and pending["lastStatusCode"] is None
         os.killpg(process.pid, signal.SIGKILL)
         process.wait(10)
@@ -135,7 +118,7 @@ def test_sigkill_between_event_and_delivery_loses_nothing(
             detail = httpx.get(f"{deliveries}/{pending['id']}", headers=headers).json()
             return detail if detail["status"] == "succeeded" else None
 
-        detail = _eventually(settled, what="the delivery to settle")
+        detail = eventually(settled, what="the delivery to settle")
         outcomes = [a["outcome"] for a in detail["attemptLog"]]
         assert outcomes[-1] == "succeeded" and set(outcomes[:-1]) == {"failed"}
         assert "ConnectError" in detail["attemptLog"][0]["error"]

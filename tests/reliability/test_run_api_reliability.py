@@ -20,6 +20,7 @@ import pytest
 from httpx_sse import aconnect_sse
 
 from tests.integration.lossy_proxy import Rule, lossy_proxy
+from tests.support.waiting import wait_for_server
 from writgate.settings import Settings
 
 from ._system import prepare
@@ -53,15 +54,7 @@ class Server:
             stderr=subprocess.DEVNULL,
             start_new_session=True,
         )
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                httpx.get(f"{self.url}/openapi.json", timeout=2)
-                return
-            except httpx.TransportError:
-                assert self.process.poll() is None, "the server exited"
-                time.sleep(0.1)
-        raise AssertionError("the server did not start")
+        wait_for_server(self.url, self.process)
 
     def kill(self) -> None:
         assert self.process is not None

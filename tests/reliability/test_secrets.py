@@ -32,6 +32,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from tests.integration.forge_server import create_api_key
+from tests.support.waiting import wait_for_server
 from tests.support.webhook_receiver import webhook_receiver
 from writgate.settings import Settings
 from writgate.webhooks.events import EVENT_FAMILIES
@@ -220,15 +221,11 @@ class Server:
                 stderr=err,
                 start_new_session=True,
             )
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                httpx.get(f"{self.url}/openapi.json", timeout=2)
-                return
-            except httpx.TransportError:
-                assert self.process.poll() is None, (self.logs / "err.log").read_text()[-3000:]
-                time.sleep(0.05)
-        raise AssertionError("the server did not start")
+        wait_for_server(
+            self.url,
+            self.process,
+            describe_exit=lambda: (self.logs / "err.log").read_text()[-3000:],
+        )
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
